@@ -1,0 +1,115 @@
+"""The block contract shared by every team's first, core and final blocks.
+
+Tensors flow as ``(batch, channels, seq_len)``. The composer
+(:mod:`src.lit_modules.composer`) builds each block with the channel count and
+length produced by the block before it, so no combination is wired by hand:
+
+* first and core blocks: ``Block(in_channels=C, seq_len=L, **config)``;
+* final blocks: ``FinalBlock(in_channels=C, seq_len=L, n_targets=T,
+  outputs_per_target=K, **config)``; ``K`` comes from the objective (18 soft
+  bins, 1 for plain regression) and the block returns ``(B, T, K)``.
+
+``forward(x, batch)`` receives the activations and, read-only, the batch dict
+(extra keys such as ``tokens`` or ``mask`` for auxiliary losses). It returns
+either the output tensor or ``(output, aux_losses)`` where ``aux_losses`` maps
+a name to a scalar tensor; the LightningModule weights, sums and logs them.
+
+A block may also expose ``prefix_tokens`` (an int): the number of extra
+positions it put in front of the sequence (Unlock_DNA's prediction tokens).
+The composer passes it on to later blocks whose constructor accepts a
+``prefix_tokens`` argument.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping
+
+import torch
+from torch import Tensor, nn
+
+AuxLosses = dict[str, Tensor]
+BlockOutput = Tensor | tuple[Tensor, AuxLosses]
+Batch = Mapping[str, Tensor]
+
+
+class Block(nn.Module):
+    """Base class of first and core blocks: records the composed input shape."""
+
+    def __init__(self, in_channels: int, seq_len: int) -> None:
+        super().__init__()
+        if in_channels < 1 or seq_len < 1:
+            raise ValueError(f"{type(self).__name__}: in_channels={in_channels} and seq_len={seq_len} must be >= 1")
+        self.in_channels = int(in_channels)
+        self.seq_len = int(seq_len)
+
+    def forward(self, x: Tensor, batch: Batch | None = None) -> BlockOutput:  # pragma: no cover - abstract
+        raise NotImplementedError
+
+
+class FinalBlock(Block):
+    """Base class of final blocks: the prediction head, output ``(B, n_targets, outputs_per_target)``."""
+
+    def __init__(self, in_channels: int, seq_len: int, n_targets: int = 1, outputs_per_target: int = 1) -> None:
+        super().__init__(in_channels, seq_len)
+        if n_targets < 1 or outputs_per_target < 1:
+            raise ValueError(f"{type(self).__name__}: n_targets and outputs_per_target must be >= 1")
+        self.n_targets = int(n_targets)
+        self.outputs_per_target = int(outputs_per_target)
+
+
+def split_output(out: BlockOutput) -> tuple[Tensor, AuxLosses]:
+    """Normalise a block's return value to ``(tensor, aux_losses)``."""
+    if isinstance(out, tuple):
+        x, aux = out
+        return x, dict(aux)
+    return out, {}
+
+
+def same_padding(kernel_size: int, dilation: int = 1) -> tuple[int, int]:
+    """Left/right zero padding of a stride-1 "same" conv (even kernels pad one more on the right)."""
+    total = dilation * (kernel_size - 1)
+    return total // 2, total - total // 2
+
+
+class SameConv1d(nn.Conv1d):
+    """``nn.Conv1d`` with "same" padding for odd and even kernels (k//2-1 left, k//2 right when even)."""
+
+    def __init__(self, in_channels: int, out_channels: int, kernel_size: int, **kwargs) -> None:
+        dilation = kwargs.get("dilation", 1)
+        left, right = same_padding(kernel_size, dilation)
+        # symmetric padding is handled by Conv1d itself; asymmetric (even k) by an explicit pad
+        self._asym = (left, right) if left != right else None
+        super().__init__(in_channels, out_channels, kernel_size, padding=0 if self._asym else left, **kwargs)
+
+    def forward(self, x: Tensor) -> Tensor:
+        if self._asym is not None:
+            x = nn.functional.pad(x, self._asym)
+        return super().forward(x)
+
+
+def count_params(module: nn.Module) -> int:
+    """Number of trainable parameters."""
+    return sum(p.numel() for p in module.parameters() if p.requires_grad)
+
+
+@torch.no_grad()
+def autosome_init(module: nn.Module) -> None:
+    """autosome.org weight initialisation (MENU.md 2.2), applied to every sub-module.
+
+    Conv weights ~ N(0, sqrt(2 / (k * out_channels))); BN weight 1, bias 0;
+    Linear weights ~ N(0, 0.001), bias 0.
+    """
+    for m in module.modules():
+        if isinstance(m, nn.Conv1d):
+            n = m.kernel_size[0] * m.out_channels
+            m.weight.normal_(0.0, math.sqrt(2.0 / n))
+            if m.bias is not None:
+                m.bias.zero_()
+        elif isinstance(m, nn.BatchNorm1d):
+            m.weight.fill_(1.0)
+            m.bias.zero_()
+        elif isinstance(m, nn.Linear):
+            m.weight.normal_(0.0, 0.001)
+            if m.bias is not None:
+                m.bias.zero_()
