@@ -1,0 +1,235 @@
+"""The LightningDataModule: read + validate once, encode once, build batches vectorised.
+
+Data flow: a *source* (``conf/data``) yields validated :class:`Records`; the
+sequences are encoded once to a uint8 code matrix, split by sequence hash, and
+the *processing* (``conf/processing``) prepares its per-sequence arrays once.
+Batches are built by :meth:`EncodedDataset.__getitems__` from index tensors:
+one-hot, flags and augmentations are tensor operations on the whole batch.
+
+The epoch stream is a pure function of ``(seed, epoch)`` (see
+:class:`EpochBatchSampler`), so a resumed run sees the same batches as an
+uninterrupted one.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+
+import lightning as L
+import numpy as np
+import torch
+from torch import Tensor
+from torch.utils.data import DataLoader, Dataset, Sampler
+
+from src.datamodules.encoding import encode_array
+from src.datamodules.errors import DataError
+from src.datamodules.processing.base import LengthPolicyError, Processing
+from src.datamodules.readers import Records, report_duplicates
+from src.datamodules.split import assign_folds
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class BatchRequest:
+    """What the batch sampler hands to the dataset: item indices and a batch seed."""
+
+    indices: np.ndarray
+    seed: int
+
+
+def _batch_seed(seed: int, epoch: int, step: int) -> int:
+    # splitmix-style mixing keeps neighbouring (epoch, step) seeds unrelated
+    return int(np.random.SeedSequence([seed, epoch, step]).generate_state(1)[0])
+
+
+class EpochBatchSampler(Sampler[BatchRequest]):
+    """Batches of a stream of seeded permutations, ``steps_per_epoch`` per epoch.
+
+    The stream concatenates permutations ``perm(seed, pass)`` of the items; epoch
+    ``e`` takes batches ``[e * S, (e + 1) * S)`` of it, so epochs never drop or
+    repeat steps and every epoch is reproducible on its own. Without shuffling the
+    items are taken in order once (evaluation). In distributed runs each rank takes
+    every ``world_size``-th batch.
+    """
+
+    def __init__(
+        self,
+        n_items: int,
+        batch_size: int,
+        shuffle: bool,
+        seed: int = 0,
+        steps_per_epoch: int | None = None,
+        rank: int = 0,
+        world_size: int = 1,
+    ) -> None:
+        if n_items < 1:
+            raise ValueError("cannot sample from an empty split")
+        self.n_items = n_items
+        self.batch_size = max(1, min(int(batch_size), n_items)) if shuffle else max(1, int(batch_size))
+        self.shuffle = shuffle
+        self.seed = seed
+        self.rank = rank
+        self.world_size = world_size
+        per_pass = n_items // self.batch_size if shuffle else -(-n_items // self.batch_size)
+        self.steps = int(steps_per_epoch) if steps_per_epoch else max(per_pass // world_size, 1)
+        self.epoch = 0
+
+    def set_epoch(self, epoch: int) -> None:
+        self.epoch = int(epoch)
+
+    def __len__(self) -> int:
+        return self.steps
+
+    def _permutation(self, pass_index: int) -> np.ndarray:
+        return np.random.default_rng([self.seed, pass_index]).permutation(self.n_items)
+
+    def __iter__(self) -> Iterator[BatchRequest]:
+        if not self.shuffle:
+            for step in range(self.rank, -(-self.n_items // self.batch_size), self.world_size):
+                idx = np.arange(step * self.batch_size, min((step + 1) * self.batch_size, self.n_items))
+                yield BatchRequest(idx, 0)
+            return
+        per_pass = self.n_items // self.batch_size  # full batches per permutation (drop_last)
+        for step in range(self.steps):
+            global_batch = (self.epoch * self.steps + step) * self.world_size + self.rank
+            pass_index, within = divmod(global_batch, per_pass)
+            perm = self._permutation(pass_index)
+            idx = perm[within * self.batch_size : (within + 1) * self.batch_size]
+            yield BatchRequest(idx, _batch_seed(self.seed, self.epoch, step * self.world_size + self.rank))
+
+
+class EncodedDataset(Dataset):
+    """Prepared arrays of one split; ``__getitems__`` builds a whole batch at once."""
+
+    def __init__(self, fields: dict[str, np.ndarray], targets: np.ndarray, processing: Processing, train: bool) -> None:
+        self.fields = {k: torch.from_numpy(np.ascontiguousarray(v)) for k, v in fields.items()}
+        self.targets = torch.from_numpy(np.ascontiguousarray(targets, dtype=np.float32))
+        self.processing = processing
+        self.train = train
+        self.n_sequences = len(self.targets)
+        self.views = processing.train_views if train else 1
+
+    def __len__(self) -> int:
+        return self.n_sequences * self.views
+
+    def __getitem__(self, index: int) -> dict[str, Tensor]:
+        return self.__getitems__(BatchRequest(np.array([index]), 0))
+
+    def __getitems__(self, request: BatchRequest) -> dict[str, Tensor]:
+        idx = torch.from_numpy(np.asarray(request.indices, dtype=np.int64))
+        seq, view = idx % self.n_sequences, idx // self.n_sequences
+        generator = torch.Generator().manual_seed(request.seed) if self.train else None
+        fields = {k: v[seq] for k, v in self.fields.items()}
+        return self.processing.make_batch(fields, self.targets[seq], view, self.train, generator)
+
+
+def _identity(batch: dict[str, Tensor]) -> dict[str, Tensor]:
+    return batch
+
+
+class PrixFixeDataModule(L.LightningDataModule):
+    """Reads a source, splits by sequence hash, prepares with the team processing."""
+
+    def __init__(
+        self,
+        source: Callable[[], Records],
+        processing: Processing,
+        batch_size: int = 256,
+        eval_batch_size: int | None = None,
+        steps_per_epoch: int | None = None,
+        n_folds: int = 10,
+        val_fold: int = 0,
+        num_workers: int = 0,
+        seed: int = 0,
+    ) -> None:
+        super().__init__()
+        self.source = source
+        self.processing = processing
+        self.batch_size = int(batch_size)
+        self.eval_batch_size = int(eval_batch_size or max(self.batch_size, 256))
+        self.steps_per_epoch = steps_per_epoch
+        self.n_folds = int(n_folds)
+        self.val_fold = int(val_fold)
+        self.num_workers = int(num_workers)
+        self.seed = int(seed)
+        self.records: Records | None = None
+        self.train_set: EncodedDataset | None = None
+        self.val_set: EncodedDataset | None = None
+        self.folds: np.ndarray | None = None
+
+    def setup(self, stage: str | None = None) -> None:
+        if self.train_set is not None:
+            return
+        records = self.source()
+        report_duplicates(records)
+        codes, lengths = encode_array(records.sequences)
+        try:
+            prepared = self.processing.prepare(codes, lengths)
+        except LengthPolicyError as err:
+            raise DataError(
+                f"{err.problem} (processing={self.processing.name})", records.path, int(records.lines[err.row])
+            ) from None
+        self.folds = assign_folds(codes, lengths, self.n_folds)
+        val = self.folds == self.val_fold
+        if val.all() or not val.any():
+            raise DataError(
+                f"the hash split leaves an empty {'training' if val.all() else 'validation'} set "
+                f"({len(records)} sequences, {self.n_folds} folds)",
+                records.path,
+            )
+        self.records = records
+        self.train_set = EncodedDataset(
+            {k: v[~val] for k, v in prepared.items()}, records.targets[~val], self.processing, True
+        )
+        self.val_set = EncodedDataset(
+            {k: v[val] for k, v in prepared.items()}, records.targets[val], self.processing, False
+        )
+        log.info(
+            "data %s: %d train / %d validation sequences, processing %s",
+            records.path,
+            self.train_set.n_sequences,
+            self.val_set.n_sequences,
+            self.processing.describe(),
+        )
+
+    @property
+    def n_targets(self) -> int:
+        assert self.records is not None, "call setup() first"
+        return self.records.n_targets
+
+    @property
+    def train_targets(self) -> Tensor:
+        assert self.train_set is not None, "call setup() first"
+        return self.train_set.targets
+
+    def _rank(self) -> tuple[int, int]:
+        trainer = getattr(self, "trainer", None)
+        if trainer is None:
+            return 0, 1
+        return trainer.global_rank, trainer.world_size
+
+    def _loader(self, dataset: EncodedDataset, sampler: EpochBatchSampler) -> DataLoader:
+        return DataLoader(
+            dataset,
+            batch_sampler=sampler,
+            collate_fn=_identity,
+            num_workers=self.num_workers,
+            persistent_workers=self.num_workers > 0,
+        )
+
+    def train_dataloader(self) -> DataLoader:
+        assert self.train_set is not None, "call setup() first"
+        rank, world = self._rank()
+        sampler = EpochBatchSampler(
+            len(self.train_set), self.batch_size, True, self.seed, self.steps_per_epoch, rank, world
+        )
+        return self._loader(self.train_set, sampler)
+
+    def val_dataloader(self) -> DataLoader:
+        assert self.val_set is not None, "call setup() first"
+        rank, world = self._rank()
+        sampler = EpochBatchSampler(len(self.val_set), self.eval_batch_size, False, rank=rank, world_size=world)
+        return self._loader(self.val_set, sampler)

@@ -1,0 +1,225 @@
+"""Readers for sequence files, with validation that names the file and the line.
+
+* DREAM text: ``seq<TAB>expression`` per line, no header.
+* Tables with a header (lentiMPRA, DeepSTARR): a sequence column and target columns.
+* Prediction inputs: DREAM text (target optional), one sequence per line, or FASTA.
+
+Every reader returns :class:`Records`; any problem raises :class:`DataError`
+(``"<file>:<line>: <problem>"``). Lower case is accepted; letters outside ACGTN,
+empty sequences, NaN/inf/missing targets, missing columns, empty files, non-UTF-8
+bytes and missing files are rejected.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+from collections import Counter
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from src.datamodules.encoding import encode_array, find_invalid
+from src.datamodules.errors import DataError
+
+log = logging.getLogger(__name__)
+
+ALLOWED = "ACGTN"
+
+
+@dataclass
+class Records:
+    """Validated sequences with their targets and source line numbers."""
+
+    sequences: list[str]
+    targets: np.ndarray  # float32 (N, T); NaN only where targets are optional
+    lines: np.ndarray  # int64 (N,): 1-based line of each record in ``path``
+    path: str
+    target_names: list[str] = field(default_factory=lambda: ["expression"])
+    ids: list[str] | None = None
+
+    def __len__(self) -> int:
+        return len(self.sequences)
+
+    @property
+    def n_targets(self) -> int:
+        return int(self.targets.shape[1])
+
+
+def _open_lines(path: str | Path) -> Iterator[tuple[int, str]]:
+    """Yield (1-based line number, text without newline); missing file and bad bytes -> DataError."""
+    p = Path(path)
+    if not p.exists():
+        raise DataError("file not found", p)
+    if p.is_dir():
+        raise DataError("is a folder, expected a file", p)
+    raw = p.read_bytes()
+    if not raw.strip():
+        raise DataError("file is empty", p)
+    try:
+        text = raw.decode("utf-8-sig")
+    except UnicodeDecodeError as err:
+        line = raw[: err.start].count(b"\n") + 1
+        raise DataError(f"not UTF-8 text (byte 0x{raw[err.start]:02x})", p, line) from None
+    for number, line in enumerate(text.splitlines(), start=1):
+        yield number, line
+
+
+def _parse_float(value: str, path: str | Path, line: int, column: str, optional: bool = False) -> float:
+    value = value.strip()
+    if not value:
+        if optional:
+            return math.nan
+        raise DataError(f"missing {column} value", path, line)
+    try:
+        number = float(value)
+    except ValueError:
+        raise DataError(f"{column} {value!r} is not a number", path, line) from None
+    if not math.isfinite(number) and not optional:
+        raise DataError(f"{column} is {value} (must be finite)", path, line)
+    return number
+
+
+def validate_sequences(sequences: Sequence[str], lines: np.ndarray, path: str | Path) -> None:
+    """Reject empty sequences and letters outside ACGTN (case-insensitive), citing the line."""
+    for i, seq in enumerate(sequences):
+        if not seq:
+            raise DataError("empty sequence", path, int(lines[i]))
+    codes, _ = encode_array(list(sequences))
+    bad = find_invalid(codes)
+    if bad is not None:
+        row, col = bad
+        letter = sequences[row][col]
+        raise DataError(
+            f"letter {letter!r} at position {col + 1} is not one of {ALLOWED} (upper or lower case)",
+            path,
+            int(lines[row]),
+        )
+
+
+def report_duplicates(records: Records) -> int:
+    """Log how many sequences occur more than once; returns that count."""
+    counts = Counter(s.upper() for s in records.sequences)
+    dups = {s: c for s, c in counts.items() if c > 1}
+    if dups:
+        extra = sum(c - 1 for c in dups.values())
+        log.warning(
+            "%s: %d sequences occur more than once (%d extra copies; most frequent x%d)",
+            records.path,
+            len(dups),
+            extra,
+            max(dups.values()),
+        )
+    return len(dups)
+
+
+def read_dream(path: str | Path, targets_optional: bool = False) -> Records:
+    """DREAM text: ``seq<TAB>expression`` (the value may be absent when ``targets_optional``)."""
+    sequences: list[str] = []
+    values: list[float] = []
+    lines: list[int] = []
+    for number, line in _open_lines(path):
+        if not line.strip():
+            continue
+        parts = line.rstrip("\r").split("\t")
+        if len(parts) > 2:
+            raise DataError(
+                f"expected 2 tab-separated columns (sequence, expression), found {len(parts)}", path, number
+            )
+        if len(parts) < 2 and not targets_optional:
+            raise DataError("missing expression column (expected sequence<TAB>expression)", path, number)
+        sequences.append(parts[0].strip())
+        values.append(
+            _parse_float(parts[1], path, number, "expression", targets_optional) if len(parts) == 2 else math.nan
+        )
+        lines.append(number)
+    if not sequences:
+        raise DataError("file holds no sequences", path)
+    line_arr = np.asarray(lines, dtype=np.int64)
+    validate_sequences(sequences, line_arr, path)
+    targets = np.asarray(values, dtype=np.float32)[:, None]
+    return Records(sequences, targets, line_arr, str(path))
+
+
+def read_table(
+    path: str | Path,
+    sequence_column: str,
+    target_columns: Sequence[str],
+    id_column: str | None = None,
+    delimiter: str = "\t",
+) -> Records:
+    """A delimited table with a header row (lentiMPRA, DeepSTARR, ...)."""
+    rows = _open_lines(path)
+    try:
+        _, header_line = next(rows)
+    except StopIteration:  # pragma: no cover - _open_lines rejects empty files
+        raise DataError("file is empty", path) from None
+    header = [h.strip() for h in header_line.split(delimiter)]
+    wanted = [sequence_column, *target_columns] + ([id_column] if id_column else [])
+    for column in wanted:
+        if column not in header:
+            raise DataError(f"missing column {column!r} (header has: {', '.join(header)})", path, 1)
+    seq_i = header.index(sequence_column)
+    tgt_i = [header.index(c) for c in target_columns]
+    id_i = header.index(id_column) if id_column else None
+    sequences, values, lines, ids = [], [], [], []
+    for number, line in rows:
+        if not line.strip():
+            continue
+        parts = line.rstrip("\r").split(delimiter)
+        if len(parts) != len(header):
+            raise DataError(f"expected {len(header)} columns like the header, found {len(parts)}", path, number)
+        sequences.append(parts[seq_i].strip())
+        values.append([_parse_float(parts[i], path, number, header[i]) for i in tgt_i])
+        lines.append(number)
+        if id_i is not None:
+            ids.append(parts[id_i].strip())
+    if not sequences:
+        raise DataError("file holds a header but no rows", path)
+    line_arr = np.asarray(lines, dtype=np.int64)
+    validate_sequences(sequences, line_arr, path)
+    return Records(
+        sequences,
+        np.asarray(values, dtype=np.float32),
+        line_arr,
+        str(path),
+        list(target_columns),
+        ids if id_i is not None else None,
+    )
+
+
+def read_fasta(path: str | Path) -> Records:
+    """FASTA (multi-line records allowed); ids from the header lines."""
+    ids: list[str] = []
+    chunks: list[list[str]] = []
+    lines: list[int] = []
+    for number, line in _open_lines(path):
+        line = line.strip()
+        if not line:
+            continue
+        if line.startswith(">"):
+            ids.append(line[1:].strip())
+            chunks.append([])
+            lines.append(number)
+        elif not chunks:
+            raise DataError("sequence line before the first '>' header", path, number)
+        else:
+            chunks[-1].append(line)
+    sequences = ["".join(c) for c in chunks]
+    if not sequences:
+        raise DataError("no FASTA records", path)
+    line_arr = np.asarray(lines, dtype=np.int64)
+    validate_sequences(sequences, line_arr, path)
+    return Records(sequences, np.full((len(sequences), 1), np.nan, np.float32), line_arr, str(path), ids=ids)
+
+
+def read_sequences(path: str | Path) -> Records:
+    """Prediction input, detected by content: FASTA (``>``), DREAM text (tab) or plain lines."""
+    for _, line in _open_lines(path):
+        if line.strip():
+            if line.lstrip().startswith(">"):
+                return read_fasta(path)
+            return read_dream(path, targets_optional=True)
+    raise DataError("file holds no sequences", path)  # pragma: no cover - empty files rejected above

@@ -1,0 +1,141 @@
+"""Compose first, core and final blocks into one network with inferred shapes.
+
+The composer builds ``first(in_channels=C0, seq_len=L0)``, probes its output
+``(C1, L1)`` with one dummy forward, builds ``core(C1, L1)``, probes ``(C2, L2)``
+and builds ``final(C2, L2, n_targets, outputs_per_target)``. Nothing is wired by
+hand per combination. A combination that cannot be built raises
+:class:`CompositionError` naming the blocks and the shapes.
+"""
+
+from __future__ import annotations
+
+import inspect
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import torch
+from torch import Tensor, nn
+
+from src.blocks.base import AuxLosses, Batch, count_params, split_output
+from src.datamodules.errors import ConfigError
+
+
+class CompositionError(ConfigError):
+    """A block cannot follow the previous one."""
+
+
+@dataclass(frozen=True)
+class BlockReport:
+    """One row of the composed graph."""
+
+    role: str
+    name: str
+    cls: str
+    in_shape: tuple[int, int]
+    out_shape: tuple[int, ...]
+    params: int
+
+
+class PrixFixeNet(nn.Module):
+    """first -> core -> final; returns the head output ``(B, T, K)`` and the auxiliary losses."""
+
+    def __init__(self, first: nn.Module, core: nn.Module, final: nn.Module, report: list[BlockReport]) -> None:
+        super().__init__()
+        self.first = first
+        self.core = core
+        self.final = final
+        self.report = report
+
+    def forward(self, x: Tensor, batch: Batch | None = None) -> tuple[Tensor, AuxLosses]:
+        aux: AuxLosses = {}
+        for role in ("first", "core", "final"):
+            x, block_aux = split_output(getattr(self, role)(x, batch))
+            # prefix each auxiliary term with its block role: "final/recon"
+            aux.update({f"{role}/{k}": v for k, v in block_aux.items()})
+        return x, aux
+
+    def describe(self) -> str:
+        """The graph as a table; last line ``params: N``."""
+        rows = [("block", "name", "class", "input (C, L)", "output", "params")]
+        for r in self.report:
+            rows.append((r.role, r.name, r.cls, str(r.in_shape), str(r.out_shape), f"{r.params:,}"))
+        widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
+        lines = ["  ".join(cell.ljust(w) for cell, w in zip(row, widths)).rstrip() for row in rows]
+        lines.insert(1, "  ".join("-" * w for w in widths))
+        lines.append(f"params: {count_params(self)}")
+        return "\n".join(lines)
+
+
+def _accepts(factory: Callable, name: str) -> bool:
+    try:
+        params = inspect.signature(factory).parameters
+    except (TypeError, ValueError):
+        return False
+    return name in params or any(p.kind is p.VAR_KEYWORD for p in params.values())
+
+
+@torch.no_grad()
+def _probe(block: nn.Module, shape: tuple[int, int]) -> tuple[int, ...]:
+    """Output shape (without batch) of one dummy forward in eval mode."""
+    was_training = block.training
+    block.eval()
+    try:
+        out, _ = split_output(block(torch.zeros(2, *shape)))
+    finally:
+        block.train(was_training)
+    return tuple(out.shape[1:])
+
+
+def _build(role: str, name: str, factory: Callable, shape: tuple[int, int], chain: str, **extra) -> nn.Module:
+    channels, length = shape
+    try:
+        return factory(in_channels=channels, seq_len=length, **extra)
+    except Exception as err:  # the block's own message says why; add where it sits
+        raise CompositionError(
+            f"{role} block {name!r} cannot take input (channels={channels}, seq_len={length}) in {chain}: {err}"
+        ) from err
+
+
+def compose(
+    first: Callable[..., nn.Module],
+    core: Callable[..., nn.Module],
+    final: Callable[..., nn.Module],
+    in_channels: int,
+    seq_len: int,
+    n_targets: int = 1,
+    outputs_per_target: int = 1,
+    names: tuple[str, str, str] = ("first", "core", "final"),
+) -> PrixFixeNet:
+    """Build the network from three block factories (Hydra partials) and the input shape."""
+    chain = f"first={names[0]} core={names[1]} final={names[2]}"
+    report: list[BlockReport] = []
+    shape = (int(in_channels), int(seq_len))
+    blocks: dict[str, nn.Module] = {}
+    prefix = 0
+    for role, name, factory in (("first", names[0], first), ("core", names[1], core)):
+        extra = {"prefix_tokens": prefix} if prefix and _accepts(factory, "prefix_tokens") else {}
+        block = _build(role, name, factory, shape, chain, **extra)
+        try:
+            out = _probe(block, shape)
+        except Exception as err:
+            raise CompositionError(f"{role} block {name!r} fails on input {shape} in {chain}: {err}") from err
+        if len(out) != 2:
+            raise CompositionError(f"{role} block {name!r} must return (B, C, L), got (B, {out}) in {chain}")
+        report.append(BlockReport(role, name, type(block).__name__, shape, out, count_params(block)))
+        prefix = prefix or int(getattr(block, "prefix_tokens", 0))
+        blocks[role] = block
+        shape = (int(out[0]), int(out[1]))
+    extra = {"prefix_tokens": prefix} if _accepts(final, "prefix_tokens") else {}
+    head = _build(
+        "final", names[2], final, shape, chain, n_targets=n_targets, outputs_per_target=outputs_per_target, **extra
+    )
+    try:
+        out = _probe(head, shape)
+    except Exception as err:
+        raise CompositionError(f"final block {names[2]!r} fails on input {shape} in {chain}: {err}") from err
+    if out != (n_targets, outputs_per_target):
+        raise CompositionError(
+            f"final block {names[2]!r} returned (B, {out}) but the objective needs (B, {n_targets}, {outputs_per_target})"
+        )
+    report.append(BlockReport("final", names[2], type(head).__name__, shape, out, count_params(head)))
+    return PrixFixeNet(blocks["first"], blocks["core"], head, report)

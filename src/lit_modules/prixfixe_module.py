@@ -1,0 +1,197 @@
+"""The one LightningModule that trains any first/core/final combination.
+
+It never knows which team it runs: blocks come from ``first``/``core``/``final``
+configs (composed with inferred shapes), the loss, target transform and metrics
+from the final config's ``objective`` and ``metrics``, the optimizer and schedule
+from the recipe, and reverse-complement encodings from the processing. The
+hyperparameters are plain config dicts, so a checkpoint alone rebuilds the model
+(and loads with ``torch.load(weights_only=True)``).
+"""
+
+from __future__ import annotations
+
+from functools import partial
+from typing import Any
+
+import lightning as L
+import torch
+from hydra.utils import instantiate
+from omegaconf import DictConfig, OmegaConf
+from torch import Tensor
+from torchmetrics import MeanSquaredError, MetricCollection, PearsonCorrCoef, SpearmanCorrCoef
+
+from src.datamodules.errors import ConfigError
+from src.datamodules.processing import build_processing
+from src.datamodules.processing.base import Processing
+from src.lit_modules.composer import PrixFixeNet, compose
+from src.lit_modules.objectives import Objective
+
+METRICS = {"pearson": PearsonCorrCoef, "spearman": SpearmanCorrCoef, "mse": MeanSquaredError}
+
+
+class DivergedError(RuntimeError):
+    """The training loss became NaN or infinite."""
+
+
+def _plain(cfg: Any) -> Any:
+    return OmegaConf.to_container(cfg, resolve=True) if isinstance(cfg, DictConfig) else cfg
+
+
+def build_metrics(names: list[str], n_targets: int) -> MetricCollection:
+    unknown = [n for n in names if n not in METRICS]
+    if unknown:
+        raise ConfigError(f"final.metrics: unknown metric(s) {unknown}; available: {sorted(METRICS)}")
+    return MetricCollection({n: METRICS[n](num_outputs=n_targets) for n in names})
+
+
+class PrixFixeModule(L.LightningModule):
+    """first -> core -> final with the final config's objective and the recipe's optimisation."""
+
+    def __init__(
+        self,
+        first: dict,
+        core: dict,
+        final: dict,
+        processing: dict,
+        recipe: dict,
+        n_targets: int = 1,
+        aux_weights: dict | None = None,
+        seed: int = 0,
+        nan_check_every: int = 1,
+    ) -> None:
+        super().__init__()
+        self.save_hyperparameters(
+            {
+                "first": _plain(first),
+                "core": _plain(core),
+                "final": _plain(final),
+                "processing": _plain(processing),
+                "recipe": _plain(recipe),
+                "n_targets": int(n_targets),
+                "aux_weights": _plain(aux_weights) or {},
+                "seed": int(seed),
+                "nan_check_every": int(nan_check_every),
+            }
+        )
+        hp = self.hparams
+        self.processing: Processing = build_processing(hp.processing)
+        self.objective: Objective = instantiate(hp.final["objective"])
+        self.net: PrixFixeNet = compose(
+            instantiate(hp.first["block"]),
+            instantiate(hp.core["block"]),
+            instantiate(hp.final["block"]),
+            in_channels=self.processing.channels,
+            seq_len=self.processing.seq_len,
+            n_targets=hp.n_targets,
+            outputs_per_target=self.objective.outputs_per_target,
+            names=(hp.first["name"], hp.core["name"], hp.final["name"]),
+        )
+        metric_names = list(hp.final.get("metrics") or ["pearson", "spearman", "mse"])
+        self.val_metrics = build_metrics(metric_names, hp.n_targets).clone(prefix="val/")
+        self._nonfinite = torch.zeros((), dtype=torch.bool)
+
+    # ----------------------------------------------------------------- inference
+    def forward(self, x: Tensor, batch: dict[str, Tensor] | None = None) -> Tensor:
+        """Expression-scale prediction ``(B, T)`` for encoded inputs."""
+        head, _ = self.net(x, batch)
+        return self.objective.predict(head)
+
+    def predict_expression(self, x: Tensor, rc_average: bool | None = None) -> Tensor:
+        """Prediction ``(B, T)``, averaged over both strands when the processing supports it."""
+        pred = self(x)
+        if self.processing.rc_average if rc_average is None else rc_average:
+            pred = 0.5 * (pred + self(self.processing.reverse_complement(x)))
+        return pred
+
+    # ------------------------------------------------------------------ training
+    def on_train_epoch_start(self) -> None:
+        # dropout etc. draw from a generator reseeded per epoch: a resumed run repeats the same draws
+        torch.manual_seed(int(self.hparams.seed) * 100_003 + self.current_epoch)
+
+    def training_step(self, batch: dict[str, Tensor], batch_idx: int) -> Tensor:
+        x, y = batch["x"], batch["y"]
+        head, aux = self.net(x, batch)
+        loss = self.objective.loss(head, y)
+        if self.hparams.recipe.get("rc_conjoined"):
+            # post-hoc conjoined: average the loss over the forward and reverse-complement passes
+            head_rc, aux_rc = self.net(self.processing.reverse_complement(x), batch)
+            loss = 0.5 * (loss + self.objective.loss(head_rc, y))
+            aux = {k: 0.5 * (v + aux_rc[k]) for k, v in aux.items() if k in aux_rc} | {
+                k: v for k, v in aux.items() if k not in aux_rc
+            }
+        total = loss
+        weights = self.hparams.aux_weights or {}
+        for name, value in aux.items():
+            weight = float(weights.get(name, weights.get(name.split("/")[-1], 1.0)))
+            total = total + weight * value
+            self.log(f"train/aux_{name.replace('/', '_')}", value, on_step=True, on_epoch=True, batch_size=len(y))
+        self.log("train/loss", total, on_step=True, on_epoch=True, prog_bar=True, batch_size=len(y))
+        # accumulate a non-finite flag on device; checked every nan_check_every steps (no per-step sync on XLA)
+        self._nonfinite = self._nonfinite.to(total.device) | ~torch.isfinite(total.detach())
+        return total
+
+    def on_train_batch_end(self, outputs: Any, batch: Any, batch_idx: int) -> None:
+        every = int(self.hparams.nan_check_every)
+        if every > 0 and (batch_idx + 1) % every == 0 and bool(self._nonfinite):
+            raise DivergedError(f"training loss became NaN/inf at epoch {self.current_epoch}, step {self.global_step}")
+
+    def on_train_epoch_end(self) -> None:
+        if bool(self._nonfinite):
+            raise DivergedError(f"training loss became NaN/inf during epoch {self.current_epoch}")
+
+    # ---------------------------------------------------------------- validation
+    def validation_step(self, batch: dict[str, Tensor], batch_idx: int) -> None:
+        x, y = batch["x"], batch["y"]
+        head, _ = self.net(x, batch)
+        self.log("val/loss", self.objective.loss(head, y), on_epoch=True, batch_size=len(y), sync_dist=True)
+        pred = self.objective.predict(head)
+        if self.processing.rc_average:
+            pred = 0.5 * (pred + self(self.processing.reverse_complement(x)))
+        if self.hparams.n_targets == 1:
+            pred, y = pred[:, 0], y[:, 0]
+        self.val_metrics.update(pred.float(), y.float())
+
+    def on_validation_epoch_end(self) -> None:
+        values = self.val_metrics.compute()
+        for name, value in values.items():
+            self.log(name, value.float().mean(), prog_bar=name == "val/pearson")
+            if value.numel() > 1:  # multi-task: one curve per target as well
+                for t, v in enumerate(value):
+                    self.log(f"{name}/t{t}", v)
+        self.val_metrics.reset()
+
+    # ----------------------------------------------------------------- optimiser
+    def configure_optimizers(self) -> dict:
+        recipe = self.hparams.recipe
+        lr = float(recipe["lr"])
+        optimizer = instantiate(recipe["optimizer"])(self.parameters(), lr=lr)
+        if not recipe.get("scheduler"):
+            return {"optimizer": optimizer}
+        total = int(self.trainer.estimated_stepping_batches)
+        scheduler = instantiate(recipe["scheduler"])(optimizer, total_steps=total, lr=lr)
+        return {"optimizer": optimizer, "lr_scheduler": {"scheduler": scheduler, "interval": "step", "frequency": 1}}
+
+    def describe(self) -> str:
+        """The composed graph, the processing and the objective; last line ``params: N``."""
+        lines = self.net.describe().splitlines()
+        head = [
+            f"processing: {self.processing.describe()} ({self.hparams.n_targets} target(s))",
+            f"objective: {self.objective.describe()}",
+        ]
+        return "\n".join(head + lines)
+
+
+def module_factory(cfg: DictConfig, n_targets: int) -> partial[PrixFixeModule]:
+    """Bind a composed training config to the module constructor."""
+    return partial(
+        PrixFixeModule,
+        first=cfg.first,
+        core=cfg.core,
+        final=cfg.final,
+        processing=cfg.processing,
+        recipe=cfg.recipe,
+        n_targets=n_targets,
+        aux_weights=cfg.get("aux_weights"),
+        seed=cfg.seed,
+        nan_check_every=cfg.get("nan_check_every", 1),
+    )

@@ -1,0 +1,467 @@
+"""Summarize a sweep: leaderboard (Markdown + CSV) and heatmaps from its ledger.
+
+Usage::
+
+    python -m src.sweep.summarize <sweep_dir> [--metric val/pearson] [--wandb]
+
+A *configuration* is a job key without its seed. Seeds are aggregated as
+mean ± sd (``ddof=1``; no sd for a single seed) over the jobs whose latest
+ledger record is ``ok``. Configurations without any ``ok`` job are listed at
+the bottom with their error. Written into ``<sweep_dir>``:
+
+* ``leaderboard.md`` and ``leaderboard.csv``;
+* ``heatmap_<metric>.png``: one panel per final block, rows = first block,
+  columns = core block; with one file per value of every other override that
+  varies across the sweep (``heatmap_val_pearson__processing=bhi.png``).
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import math
+import os
+import re
+import sys
+from collections import Counter, defaultdict
+from collections.abc import Iterable, Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from src.sweep.ledger import (
+    COMBINATION_KEYS,
+    LEDGER_NAME,
+    STATUSES,
+    LedgerCorruptError,
+    job_key,
+    latest_by_key,
+    read_ledger,
+)
+
+DEFAULT_METRIC = "val/pearson"
+REPORTED_METRICS = ("val/pearson", "val/spearman", "val/mse")
+LOWER_IS_BETTER = ("mse", "rmse", "mae", "loss")
+ERROR_WIDTH = 100
+WANDB_PROJECT = "prixfixe"
+
+Row = dict[str, Any]
+
+
+class LedgerError(SystemExit):
+    """No usable ledger: exits with status 2 and a message naming the path."""
+
+    def __init__(self, message: str) -> None:
+        super().__init__(2)
+        self.message = message
+
+    def __str__(self) -> str:
+        return self.message
+
+
+def higher_is_better(metric: str) -> bool:
+    """``False`` for error-like metrics (``.../mse``, ``.../loss``...), ``True`` otherwise."""
+    return metric.rsplit("/", 1)[-1].lower() not in LOWER_IS_BETTER
+
+
+def _is_seed(name: str) -> bool:
+    return name.lstrip("+~").rsplit(".", 1)[-1] == "seed"
+
+
+def _plain(name: str) -> str:
+    return name.lstrip("+~")
+
+
+def _text(value: object) -> str:
+    return "" if value is None else str(value)
+
+
+def _finite(values: Iterable[object]) -> list[float]:
+    out = []
+    for v in values:
+        if isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v):
+            out.append(float(v))
+    return out
+
+
+def _mean_sd(values: Sequence[float]) -> tuple[float | None, float | None]:
+    if not values:
+        return None, None
+    arr = np.asarray(values, dtype=float)
+    sd = float(np.std(arr, ddof=1)) if arr.size > 1 else None
+    return float(arr.mean()), sd
+
+
+def short_error(error: object, width: int = ERROR_WIDTH) -> str:
+    """First meaningful line of an error message, truncated to ``width`` characters."""
+    lines = [line.strip() for line in _text(error).splitlines() if line.strip()]
+    if not lines:
+        return ""
+    line = lines[-1] if lines[0].startswith("Traceback") else lines[0]
+    return line if len(line) <= width else line[: width - 1] + "…"
+
+
+def _status_summary(statuses: Iterable[str]) -> str:
+    counts = Counter(statuses)
+    order = [s for s in STATUSES if s in counts] + sorted(s for s in counts if s not in STATUSES)
+    return ", ".join(f"{counts[s]} {s}" for s in order)
+
+
+def _combination(record: Mapping[str, Any]) -> dict[str, Any]:
+    combo = dict(record.get("combination") or {})
+    overrides = {_plain(k): v for k, v in (record.get("overrides") or {}).items()}
+    return {name: combo.get(name, overrides.get(name)) for name in COMBINATION_KEYS}
+
+
+def _other_overrides(record: Mapping[str, Any]) -> dict[str, Any]:
+    """Swept overrides that are neither the seed nor a block choice."""
+    return {
+        _plain(k): v
+        for k, v in (record.get("overrides") or {}).items()
+        if not _is_seed(k) and _plain(k) not in COMBINATION_KEYS
+    }
+
+
+def _config_key(record: Mapping[str, Any]) -> str:
+    overrides = record.get("overrides") or {}
+    return job_key({_plain(k): v for k, v in overrides.items() if not _is_seed(k)})
+
+
+def build_leaderboard(
+    records: Iterable[Mapping[str, Any]], metric: str = DEFAULT_METRIC
+) -> tuple[list[Row], list[str]]:
+    """One row per configuration (latest record per job), ranked by mean ``metric``.
+
+    Returns ``(rows, other_override_names)``. Each row holds ``rank`` (``None``
+    for configurations without an ``ok`` job, which come last), the block
+    names, the other overrides, ``n_seeds``, ``status``, ``<metric>_mean`` /
+    ``<metric>_sd`` / ``<metric>_n`` for every reported metric, ``params``,
+    ``seconds_mean``, ``peak_memory_mb_max``, ``error`` and ``config``.
+    """
+    latest = latest_by_key(records)
+    groups: dict[str, list[dict[str, Any]]] = defaultdict(list)
+    for record in latest.values():
+        groups[_config_key(record)].append(record)
+    others = sorted({name for rec in latest.values() for name in _other_overrides(rec)})
+    metrics = [metric, *(m for m in REPORTED_METRICS if m != metric)]
+
+    rows: list[Row] = []
+    for config, runs in groups.items():
+        ok = [r for r in runs if r.get("status") == "ok"]
+        row: Row = {"rank": None, **_combination(runs[0])}
+        extra = _other_overrides(runs[0])
+        row.update({name: extra.get(name) for name in others})
+        row["n_seeds"] = len(ok)
+        row["status"] = _status_summary(str(r.get("status")) for r in runs)
+        for m in metrics:
+            values = _finite((r.get("metrics") or {}).get(m) for r in ok)
+            row[f"{m}_mean"], row[f"{m}_sd"] = _mean_sd(values)
+            row[f"{m}_n"] = len(values)
+        params = _finite(r.get("params") for r in ok) or _finite(r.get("params") for r in runs)
+        row["params"] = round(float(np.mean(params))) if params else None
+        row["seconds_mean"] = _mean_sd(_finite(r.get("seconds") for r in (ok or runs)))[0]
+        peaks = _finite(r.get("peak_memory_mb") for r in runs)
+        row["peak_memory_mb_max"] = max(peaks) if peaks else None
+        errors = [short_error(r.get("error")) for r in runs if r.get("status") != "ok" and r.get("error")]
+        row["error"] = errors[0] if errors else ""
+        row["config"] = config
+        rows.append(row)
+
+    sign = -1.0 if higher_is_better(metric) else 1.0
+
+    def order(row: Row) -> tuple[int, float, str]:
+        value = row[f"{metric}_mean"]
+        if not row["n_seeds"]:
+            return 2, 0.0, row["config"]
+        if value is None:
+            return 1, 0.0, row["config"]
+        return 0, sign * value, row["config"]
+
+    rows.sort(key=order)
+    for rank, row in enumerate((r for r in rows if r["n_seeds"]), start=1):
+        row["rank"] = rank
+    return rows, others
+
+
+# ----------------------------------------------------------------------------- tables
+
+
+def _fmt(value: float | None, digits: int = 4) -> str:
+    return "" if value is None else f"{value:.{digits}f}"
+
+
+def _mean_pm_sd(row: Row, metric: str) -> str:
+    mean, sd = row[f"{metric}_mean"], row[f"{metric}_sd"]
+    if mean is None:
+        return "-"
+    return f"{mean:.4f} ± {sd:.4f}" if sd is not None else f"{mean:.4f}"
+
+
+def _md_cell(value: object) -> str:
+    return _text(value).replace("|", "\\|").replace("\n", " ")
+
+
+def _md_table(header: Sequence[str], body: Sequence[Sequence[object]]) -> list[str]:
+    lines = ["| " + " | ".join(header) + " |", "|" + "|".join("---" for _ in header) + "|"]
+    lines += ["| " + " | ".join(_md_cell(v) for v in cells) + " |" for cells in body]
+    return lines
+
+
+def leaderboard_markdown(rows: Sequence[Row], others: Sequence[str], metric: str, title: str = "") -> str:
+    """The leaderboard as Markdown: ranked configurations, then failed ones with their error."""
+    metrics = [metric, *(m for m in REPORTED_METRICS if m != metric)]
+    direction = "higher" if higher_is_better(metric) else "lower"
+    ranked = [r for r in rows if r["n_seeds"]]
+    failed = [r for r in rows if not r["n_seeds"]]
+    lines = [
+        f"# Leaderboard{': ' + title if title else ''}",
+        "",
+        f"Ranked by mean `{metric}` over seeds ({direction} is better); values are mean ± sd (ddof=1) "
+        f"over the seeds that finished `ok` (no sd for a single seed). {len(ranked)} configurations ranked, "
+        f"{len(failed)} without any successful run.",
+        "",
+    ]
+    header = ["rank", *COMBINATION_KEYS, *others, "n_seeds", "status", *metrics, "params", "seconds"]
+    body = [
+        [
+            r["rank"],
+            *(r[k] for k in COMBINATION_KEYS),
+            *(r[k] for k in others),
+            r["n_seeds"],
+            r["status"],
+            *(_mean_pm_sd(r, m) for m in metrics),
+            "-" if r["params"] is None else f"{r['params']:,}",
+            "-" if r["seconds_mean"] is None else f"{r['seconds_mean']:.1f}",
+        ]
+        for r in ranked
+    ]
+    lines += _md_table(header, body)
+    partial = [r for r in ranked if r["error"]]
+    if partial:
+        lines += ["", "Some seeds failed for: " + "; ".join(f"`{r['config']}` ({r['error']})" for r in partial)]
+    if failed:
+        lines += ["", "## Failed, rejected or diverged", ""]
+        header = [*COMBINATION_KEYS, *others, "status", "params", "error"]
+        body = [
+            [
+                *(r[k] for k in COMBINATION_KEYS),
+                *(r[k] for k in others),
+                r["status"],
+                "-" if r["params"] is None else f"{r['params']:,}",
+                r["error"] or "-",
+            ]
+            for r in failed
+        ]
+        lines += _md_table(header, body)
+    return "\n".join(lines) + "\n"
+
+
+def csv_columns(others: Sequence[str], metric: str) -> list[str]:
+    """Column order of ``leaderboard.csv`` (and of the W&B table)."""
+    metrics = [metric, *(m for m in REPORTED_METRICS if m != metric)]
+    stats = [f"{m}_{s}" for m in metrics for s in ("mean", "sd", "n")]
+    tail = ["params", "seconds_mean", "peak_memory_mb_max", "error", "config"]
+    return ["rank", *COMBINATION_KEYS, *others, "n_seeds", "status", *stats, *tail]
+
+
+def write_csv(path: Path, rows: Sequence[Row], columns: Sequence[str]) -> None:
+    """Write the rows with ``columns``; ``None`` becomes an empty cell."""
+    with open(path, "w", newline="", encoding="utf-8") as fh:
+        writer = csv.writer(fh)
+        writer.writerow(columns)
+        for row in rows:
+            writer.writerow(["" if row.get(c) is None else row.get(c) for c in columns])
+
+
+# ----------------------------------------------------------------------------- heatmaps
+
+
+def _slug(text: str) -> str:
+    return re.sub(r"[^A-Za-z0-9_.=+-]+", "_", text).strip("_")
+
+
+def _sorted_values(values: Iterable[object]) -> list[object]:
+    return sorted(set(values), key=lambda v: (v is None, _text(v)))
+
+
+def heatmap_figure(
+    rows: Sequence[Row],
+    metric: str,
+    firsts: Sequence[object],
+    cores: Sequence[object],
+    finals: Sequence[object],
+    title: str,
+    vmin: float,
+    vmax: float,
+):
+    """A figure with one first x core panel per final block and a shared colorbar."""
+    import matplotlib
+    from matplotlib.figure import Figure  # no pyplot: no global backend switch, PNGs render with Agg
+
+    cells = {(r["first"], r["core"], r["final"]): r for r in rows}
+    # bright = better, whatever the metric's direction; grey = no value
+    cmap = matplotlib.colormaps["viridis" if higher_is_better(metric) else "viridis_r"].with_extremes(bad="0.82")
+    width = len(finals) * (1.0 + 0.85 * len(cores)) + 1.6
+    height = 1.9 + 0.5 * len(firsts)
+    fig = Figure(figsize=(max(width, 5.0), max(height, 3.0)), layout="constrained")
+    axes = fig.subplots(1, len(finals), squeeze=False, sharey=True)[0]
+    image = None
+    any_partial = False
+    for ax, final in zip(axes, finals):
+        grid = np.full((len(firsts), len(cores)), np.nan)
+        for i, first in enumerate(firsts):
+            for j, core in enumerate(cores):
+                row = cells.get((first, core, final))
+                if row is not None and row[f"{metric}_mean"] is not None:
+                    grid[i, j] = row[f"{metric}_mean"]
+        image = ax.imshow(np.ma.masked_invalid(grid), cmap=cmap, vmin=vmin, vmax=vmax, aspect="auto")
+        norm = image.norm
+        for i, first in enumerate(firsts):
+            for j, core in enumerate(cores):
+                value = grid[i, j]
+                if np.isnan(value):
+                    ax.text(j, i, "x", ha="center", va="center", color="0.35", fontsize=11)
+                    continue
+                row = cells[(first, core, final)]
+                partial = bool(row["error"])
+                any_partial |= partial
+                shade = float(norm(value))
+                dark = shade < 0.55 if higher_is_better(metric) else shade > 0.45
+                label = f"{value:.2f}" + ("*" if partial else "")
+                ax.text(j, i, label, ha="center", va="center", fontsize=9, color="white" if dark else "black")
+        ax.set_title(f"final = {_text(final) or '?'}", fontsize=11)
+        ax.set_xticks(range(len(cores)), [_text(c) or "?" for c in cores], rotation=35, ha="right")
+        ax.set_yticks(range(len(firsts)), [_text(f) or "?" for f in firsts])
+        ax.set_xlabel("core block")
+        ax.set_xticks(np.arange(-0.5, len(cores)), minor=True)
+        ax.set_yticks(np.arange(-0.5, len(firsts)), minor=True)
+        ax.grid(which="minor", color="white", linewidth=1.5)
+        ax.tick_params(which="minor", length=0)
+    axes[0].set_ylabel("first block")
+    if image is not None:
+        fig.colorbar(image, ax=list(axes), label=f"mean {metric}", shrink=0.9)
+    note = "x = failed / not run" + ("; * = some seeds failed" if any_partial else "")
+    fig.suptitle(f"{title}\n{note}", fontsize=12)
+    return fig
+
+
+def write_heatmaps(
+    sweep_dir: Path, rows: Sequence[Row], others: Sequence[str], metric: str, title: str = ""
+) -> list[Path]:
+    """Write the heatmap PNG(s) of ``metric``: one file per value of the varying other overrides."""
+    firsts = _sorted_values(r["first"] for r in rows)
+    cores = _sorted_values(r["core"] for r in rows)
+    finals = _sorted_values(r["final"] for r in rows)
+    values = [r[f"{metric}_mean"] for r in rows if r[f"{metric}_mean"] is not None]
+    vmin, vmax = (min(values), max(values)) if values else (0.0, 1.0)
+    if vmin == vmax:
+        vmin, vmax = vmin - 0.5, vmax + 0.5
+    varying = [name for name in others if len({_text(r[name]) for r in rows}) > 1]
+    constant = [f"{name}={_text(rows[0][name])}" for name in others if name not in varying] if rows else []
+    subsets: dict[tuple[str, ...], list[Row]] = defaultdict(list)
+    for row in rows:
+        subsets[tuple(_text(row[name]) for name in varying)].append(row)
+
+    stem = "heatmap_" + _slug(metric.replace("/", "_"))
+    paths = []
+    for values_key in sorted(subsets):
+        fixed = [f"{name}={value}" for name, value in zip(varying, values_key)]
+        name = stem + "".join(f"__{_slug(part)}" for part in fixed) + ".png"
+        heading = f"{title}: mean {metric} over seeds" if title else f"mean {metric} over seeds"
+        if fixed or constant:
+            heading += " (" + ", ".join(fixed + constant) + ")"
+        fig = heatmap_figure(subsets[values_key], metric, firsts, cores, finals, heading, vmin, vmax)
+        path = sweep_dir / name
+        fig.savefig(path, dpi=150)
+        paths.append(path)
+    return paths
+
+
+# ----------------------------------------------------------------------------- W&B and entry points
+
+
+def log_to_wandb(sweep_dir: Path, rows: Sequence[Row], columns: Sequence[str], heatmaps: Sequence[Path], metric: str):
+    """Log the leaderboard table and the heatmaps to a W&B ``summary`` run (offline unless ``WANDB_MODE`` says)."""
+    import wandb
+
+    run = wandb.init(
+        mode=os.environ.get("WANDB_MODE", "offline"),
+        dir=str(sweep_dir),
+        project=os.environ.get("WANDB_PROJECT", WANDB_PROJECT),
+        group=sweep_dir.name,
+        job_type="summary",
+        name=f"summary-{sweep_dir.name}",
+        config={"metric": metric, "sweep_dir": str(sweep_dir)},
+    )
+    try:
+        table = wandb.Table(columns=list(columns), data=[[row.get(c) for c in columns] for row in rows])
+        payload: dict[str, Any] = {"leaderboard": table}
+        payload.update({f"heatmap/{path.stem}": wandb.Image(str(path), caption=path.stem) for path in heatmaps})
+        run.log(payload)
+        best = next((r for r in rows if r["rank"] == 1), None)
+        if best is not None:
+            run.summary["best/config"] = best["config"]
+            run.summary[f"best/{metric}"] = best[f"{metric}_mean"]
+        run_dir = Path(run.dir).parent
+    finally:
+        wandb.finish()
+    return run_dir
+
+
+def summarize(sweep_dir: str | os.PathLike[str], metric: str = DEFAULT_METRIC, log_wandb: bool = False) -> dict:
+    """Write the leaderboard and heatmaps of a sweep; optionally log them to W&B.
+
+    Returns ``{"leaderboard_md", "leaderboard_csv", "heatmaps", "paths", "rows",
+    "markdown", "wandb_run_dir"}``. Raises :class:`LedgerError` (a
+    ``SystemExit`` with status 2) when the ledger is missing or empty.
+    """
+    sweep_dir = Path(sweep_dir)
+    ledger = sweep_dir / LEDGER_NAME
+    if not ledger.is_file():
+        raise LedgerError(f"no sweep ledger at {ledger} (has the sweep run any job?)")
+    records = read_ledger(ledger)
+    if not records:
+        raise LedgerError(f"the sweep ledger {ledger} holds no records")
+
+    rows, others = build_leaderboard(records, metric)
+    title = sweep_dir.resolve().name
+    markdown = leaderboard_markdown(rows, others, metric, title)
+    md_path, csv_path = sweep_dir / "leaderboard.md", sweep_dir / "leaderboard.csv"
+    md_path.write_text(markdown, encoding="utf-8")
+    columns = csv_columns(others, metric)
+    write_csv(csv_path, rows, columns)
+    heatmaps = write_heatmaps(sweep_dir, rows, others, metric, title)
+    wandb_run_dir = log_to_wandb(sweep_dir, rows, columns, heatmaps, metric) if log_wandb else None
+    return {
+        "leaderboard_md": md_path,
+        "leaderboard_csv": csv_path,
+        "heatmaps": heatmaps,
+        "paths": [md_path, csv_path, *heatmaps],
+        "rows": rows,
+        "markdown": markdown,
+        "wandb_run_dir": wandb_run_dir,
+    }
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """CLI: print the Markdown leaderboard; list the written files on stderr."""
+    parser = argparse.ArgumentParser(prog="python -m src.sweep.summarize", description=__doc__.splitlines()[0])
+    parser.add_argument("sweep_dir", type=Path, help=f"sweep folder holding {LEDGER_NAME}")
+    parser.add_argument("--metric", default=DEFAULT_METRIC, help="metric to rank and plot (default: %(default)s)")
+    parser.add_argument("--wandb", action="store_true", help="also log table and heatmaps to W&B (offline by default)")
+    args = parser.parse_args(argv)
+    try:
+        result = summarize(args.sweep_dir, metric=args.metric, log_wandb=args.wandb)
+    except (LedgerError, LedgerCorruptError) as err:  # missing/empty ledger, or a corrupt line in it
+        parser.exit(2, f"{parser.prog}: error: {err}\n")
+    print(result["markdown"], end="")
+    for path in result["paths"]:
+        print(f"wrote {path}", file=sys.stderr)
+    if result["wandb_run_dir"] is not None:
+        print(f"wandb run in {result['wandb_run_dir']}", file=sys.stderr)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,162 @@
+"""The training task behind ``train.py``: compose, validate data, train, write results.
+
+Order matters for reliability: the network is composed from the config first (an
+impossible combination fails before any data is read), then the data is read and
+validated, and only then is anything written to the run folder.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import time
+from pathlib import Path
+from typing import Any
+
+import lightning as L
+import torch
+from hydra.utils import instantiate
+from omegaconf import DictConfig, OmegaConf
+
+from src.datamodules.datamodule import PrixFixeDataModule
+from src.datamodules.errors import ConfigError
+from src.lit_modules.prixfixe_module import PrixFixeModule, module_factory
+from src.utils.io import atomic_write_text
+
+log = logging.getLogger(__name__)
+
+
+def combination_name(cfg: DictConfig) -> str:
+    return f"{cfg.first.name}-{cfg.core.name}-{cfg.final.name}"
+
+
+def build_module(cfg: DictConfig) -> PrixFixeModule:
+    """Compose the model from the config alone (no data read)."""
+    return module_factory(cfg, int(cfg.data.n_targets))()
+
+
+def build_datamodule(cfg: DictConfig, module: PrixFixeModule) -> PrixFixeDataModule:
+    return instantiate(cfg.datamodule, source=instantiate(cfg.data.source), processing=module.processing)
+
+
+def resolve_ckpt_path(cfg: DictConfig, run_dir: Path) -> str | None:
+    """``ckpt_path=last`` / ``resume=true`` -> this run folder's last.ckpt; a path must exist."""
+    ckpt = cfg.get("ckpt_path")
+    if cfg.get("resume") and not ckpt:
+        ckpt = "last"
+    if not ckpt:
+        return None
+    if ckpt == "last":
+        last = run_dir / "checkpoints" / "last.ckpt"
+        if last.exists():
+            return str(last)
+        log.warning("resume requested but %s does not exist yet: training from scratch", last)
+        return None
+    if not Path(ckpt).exists():
+        raise ConfigError(f"ckpt_path: checkpoint {ckpt} does not exist")
+    return str(ckpt)
+
+
+def build_loggers(cfg: DictConfig, run_dir: Path) -> list[Any]:
+    loggers = []
+    for name, lcfg in (cfg.get("logger") or {}).items():
+        if lcfg is None:
+            continue
+        if name == "wandb":
+            os.environ.setdefault("WANDB_MODE", "offline")  # never touches the network unless asked
+            os.environ.setdefault("WANDB_SILENT", "true")
+        loggers.append(instantiate(lcfg, save_dir=str(run_dir)))
+    return loggers
+
+
+def build_callbacks(cfg: DictConfig, run_dir: Path) -> list[L.Callback]:
+    from lightning.pytorch.callbacks import LearningRateMonitor, ModelCheckpoint
+
+    callbacks: list[L.Callback] = [
+        ModelCheckpoint(
+            dirpath=str(run_dir / "checkpoints"),
+            filename="best-epoch{epoch:03d}-pearson{val/pearson:.4f}",
+            auto_insert_metric_name=False,
+            monitor="val/pearson",
+            mode="max",
+            save_top_k=1,
+            save_last=True,
+        )
+    ]
+    if cfg.get("logger"):
+        callbacks.append(LearningRateMonitor(logging_interval="step"))
+    return callbacks
+
+
+def _metrics_dict(trainer: L.Trainer) -> dict[str, float]:
+    return {k: float(v) for k, v in trainer.callback_metrics.items() if k.startswith("val/") and v.numel() == 1}
+
+
+def train(cfg: DictConfig) -> dict[str, Any]:
+    """Run one training job; returns a summary dict (also written to ``metrics.json``)."""
+    torch.set_float32_matmul_precision(cfg.get("matmul_precision", "high"))
+    L.seed_everything(int(cfg.seed), workers=True, verbose=False)
+    started = time.time()
+    module = build_module(cfg)
+    name = combination_name(cfg)
+    if cfg.get("dry_run"):
+        print(f"prixfixe {name}")
+        print(module.describe())
+        return {"combination": name, "params": sum(p.numel() for p in module.parameters() if p.requires_grad)}
+
+    datamodule = build_datamodule(cfg, module)
+    datamodule.setup("fit")  # reads and validates; raises DataError before anything is written
+    module.objective.fit(datamodule.train_targets)
+
+    run_dir = Path(cfg.paths.run_dir)
+    run_dir.mkdir(parents=True, exist_ok=True)
+    atomic_write_text(run_dir / "config.yaml", OmegaConf.to_yaml(cfg, resolve=True))
+    ckpt_path = resolve_ckpt_path(cfg, run_dir)
+
+    trainer: L.Trainer = instantiate(
+        cfg.trainer,
+        default_root_dir=str(run_dir),
+        logger=build_loggers(cfg, run_dir) or False,
+        callbacks=build_callbacks(cfg, run_dir),
+    )
+    for lg in trainer.loggers:
+        if hasattr(lg, "log_hyperparams"):
+            lg.log_hyperparams(OmegaConf.to_container(cfg, resolve=True))
+    print(module.describe())
+    try:
+        trainer.fit(module, datamodule=datamodule, ckpt_path=ckpt_path)
+    finally:
+        _finish_wandb()
+    ckpt_cb = trainer.checkpoint_callback
+    summary = {
+        "combination": name,
+        "first": cfg.first.name,
+        "core": cfg.core.name,
+        "final": cfg.final.name,
+        "processing": cfg.processing.name,
+        "recipe": cfg.recipe.name,
+        "seed": int(cfg.seed),
+        "params": sum(p.numel() for p in module.parameters() if p.requires_grad),
+        "epochs": int(trainer.current_epoch),
+        "global_step": int(trainer.global_step),
+        "metrics": _metrics_dict(trainer),
+        "best_val_pearson": None
+        if ckpt_cb is None or ckpt_cb.best_model_score is None
+        else float(ckpt_cb.best_model_score),
+        "best_checkpoint": None if ckpt_cb is None else ckpt_cb.best_model_path,
+        "last_checkpoint": str(run_dir / "checkpoints" / "last.ckpt"),
+        "seconds": round(time.time() - started, 3),
+    }
+    atomic_write_text(run_dir / "metrics.json", json.dumps(summary, indent=2, allow_nan=False, default=str))
+    log.info("metrics written to %s", run_dir / "metrics.json")
+    return summary
+
+
+def _finish_wandb() -> None:
+    try:
+        import wandb
+    except ImportError:  # pragma: no cover - wandb is a dependency
+        return
+    if wandb.run is not None:
+        wandb.finish()

@@ -1,0 +1,154 @@
+"""The sweep summary: leaderboard ranking, mean ± sd over seeds, heatmaps, W&B offline logging."""
+
+from __future__ import annotations
+
+import csv
+import itertools
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from src.sweep.ledger import LEDGER_NAME, append_record, make_record
+from src.sweep.summarize import summarize
+
+PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
+FIRSTS, CORES, FINALS, SEEDS = ("autosome", "bhi"), ("bhi", "unlockdna"), ("autosome", "resnet"), (1, 2, 3)
+REPO = Path(__file__).resolve().parents[1]
+
+
+def _pearson(first: str, core: str, final: str, seed: int) -> float:
+    """Distinct, deterministic values per combination (all different means)."""
+    base = 0.5 + 0.1 * FIRSTS.index(first) + 0.04 * CORES.index(core) + 0.015 * FINALS.index(final)
+    return base + 0.01 * seed * (1 + FIRSTS.index(first))
+
+
+def _write_sweep(sweep_dir: Path, processing: tuple[str, ...] = ("autosome",)) -> dict[tuple, list[float]]:
+    """A 2x2x2 grid x 3 seeds (x processing values) plus one failed combination."""
+    ledger = sweep_dir / LEDGER_NAME
+    expected: dict[tuple, list[float]] = {}
+    for proc, first, core, final in itertools.product(processing, FIRSTS, CORES, FINALS):
+        for seed in SEEDS:
+            value = _pearson(first, core, final, seed) - 0.2 * processing.index(proc)
+            expected.setdefault((first, core, final, proc), []).append(value)
+            overrides = {"first": first, "core": core, "final": final, "processing": proc, "seed": seed}
+            metrics = {"val/pearson": value, "val/spearman": value - 0.05, "val/mse": 1 - value}
+            append_record(
+                ledger, make_record(overrides=overrides, status="ok", metrics=metrics, params=1000, seconds=2.0)
+            )
+    for seed in SEEDS:
+        overrides = {"first": "bhi", "core": "bhi", "final": "mlp", "processing": processing[0], "seed": seed}
+        error = "Traceback (most recent call last):\n  File x\nRuntimeError: shape mismatch | (4, 8) vs (4, 9)"
+        append_record(ledger, make_record(overrides=overrides, status="failed", error=error, seconds=0.5))
+    return expected
+
+
+def test_leaderboard_ranking_stats_and_files(tmp_path: Path) -> None:
+    sweep = tmp_path / "my_sweep"
+    expected = _write_sweep(sweep)
+    result = summarize(sweep)
+
+    rows = result["rows"]
+    ranked = [r for r in rows if r["rank"] is not None]
+    assert len(ranked) == 8 and len(rows) == 9
+    means = [r["val/pearson_mean"] for r in ranked]
+    assert means == sorted(means, reverse=True)
+    assert [r["rank"] for r in ranked] == list(range(1, 9))
+    for row in ranked:
+        values = np.array(expected[(row["first"], row["core"], row["final"], row["processing"])])
+        assert row["val/pearson_mean"] == pytest.approx(values.mean())
+        assert row["val/pearson_sd"] == pytest.approx(values.std(ddof=1))
+        assert row["val/mse_mean"] == pytest.approx((1 - values).mean())
+        assert row["n_seeds"] == 3 and row["status"] == "3 ok" and row["params"] == 1000
+        assert "seed" not in row["config"]
+    failed = rows[-1]
+    assert failed["rank"] is None and failed["final"] == "mlp" and failed["status"] == "3 failed"
+    assert failed["error"].startswith("RuntimeError: shape mismatch")
+
+    md = (sweep / "leaderboard.md").read_text()
+    assert result["leaderboard_md"] == sweep / "leaderboard.md"
+    assert "| rank | first | core | final | processing |" in md
+    assert md.index(f"{ranked[0]['val/pearson_mean']:.4f} ± {ranked[0]['val/pearson_sd']:.4f}") < md.index(
+        f"{ranked[-1]['val/pearson_mean']:.4f}"
+    )
+    assert "RuntimeError: shape mismatch \\| (4, 8)" in md  # pipes escaped, bottom section
+    assert md.index("## Failed") > md.index(f"{ranked[-1]['val/pearson_mean']:.4f}")
+    assert "nan" not in md.lower()
+
+    with open(sweep / "leaderboard.csv", newline="") as fh:
+        table = list(csv.DictReader(fh))
+    assert [row["core"] for row in table] == [r["core"] for r in rows]
+    assert float(table[0]["val/pearson_mean"]) == pytest.approx(ranked[0]["val/pearson_mean"])
+    assert table[-1]["rank"] == "" and table[-1]["val/pearson_mean"] == ""
+
+    assert [p.name for p in result["heatmaps"]] == ["heatmap_val_pearson.png"]
+    assert (sweep / "heatmap_val_pearson.png").read_bytes()[:8] == PNG_MAGIC
+
+
+def test_single_seed_sd_is_blank_and_retries_use_latest(tmp_path: Path) -> None:
+    ledger = tmp_path / LEDGER_NAME
+    overrides = {"first": "a", "core": "b", "final": "c", "seed": 1}
+    append_record(ledger, make_record(overrides=overrides, status="failed", error="oom"))
+    append_record(ledger, make_record(overrides=overrides, status="ok", metrics={"val/pearson": 0.7}))
+    (row,) = summarize(tmp_path)["rows"]
+    assert row["status"] == "1 ok" and row["val/pearson_sd"] is None and row["error"] == ""
+    md = (tmp_path / "leaderboard.md").read_text()
+    assert "0.7000 |" in md and "nan" not in md.lower()
+    with open(tmp_path / "leaderboard.csv", newline="") as fh:
+        assert next(csv.DictReader(fh))["val/pearson_sd"] == ""
+
+
+def test_one_heatmap_per_varying_override(tmp_path: Path) -> None:
+    _write_sweep(tmp_path, processing=("autosome", "bhi"))
+    result = summarize(tmp_path)
+    names = sorted(p.name for p in result["heatmaps"])
+    assert names == ["heatmap_val_pearson__processing=autosome.png", "heatmap_val_pearson__processing=bhi.png"]
+    assert all((tmp_path / n).read_bytes()[:8] == PNG_MAGIC for n in names)
+    assert len([r for r in result["rows"] if r["rank"]]) == 16
+
+
+def test_lower_is_better_metric_sorts_ascending(tmp_path: Path) -> None:
+    _write_sweep(tmp_path)
+    rows = [r for r in summarize(tmp_path, metric="val/mse")["rows"] if r["rank"]]
+    assert [r["val/mse_mean"] for r in rows] == sorted(r["val/mse_mean"] for r in rows)
+    assert (tmp_path / "heatmap_val_mse.png").exists()
+
+
+def test_missing_or_empty_ledger_exits_2(tmp_path: Path) -> None:
+    with pytest.raises(SystemExit) as err:
+        summarize(tmp_path)
+    assert err.value.code == 2 and str(tmp_path / LEDGER_NAME) in str(err.value)
+    (tmp_path / LEDGER_NAME).write_text("")
+    with pytest.raises(SystemExit) as err:
+        summarize(tmp_path)
+    assert err.value.code == 2 and "no records" in str(err.value)
+
+
+def test_cli_prints_markdown_and_reports_errors(tmp_path: Path) -> None:
+    _write_sweep(tmp_path)
+    cmd = [sys.executable, "-m", "src.sweep.summarize", str(tmp_path)]
+    done = subprocess.run(cmd, cwd=REPO, capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.startswith("# Leaderboard") and "leaderboard.csv" in done.stderr
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    done = subprocess.run([*cmd[:-1], str(empty)], cwd=REPO, capture_output=True, text=True, timeout=120)
+    assert done.returncode == 2 and str(empty / LEDGER_NAME) in done.stderr
+
+
+def test_wandb_offline_logs_table_and_heatmaps(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Offline W&B run (about 1 s here, so not marked slow); never touches the network."""
+    pytest.importorskip("wandb")
+    monkeypatch.setenv("WANDB_MODE", "offline")
+    monkeypatch.setenv("WANDB_SILENT", "true")
+    monkeypatch.delenv("WANDB_DIR", raising=False)
+    _write_sweep(tmp_path)
+    result = summarize(tmp_path, log_wandb=True)
+    run_dir = Path(result["wandb_run_dir"])
+    assert run_dir.parent == tmp_path / "wandb" and run_dir.name.startswith("offline-run-")
+    assert list(run_dir.glob("*.wandb")), "no run log in the offline run folder"
+    tables = list(run_dir.glob("files/media/table/leaderboard_*.table.json"))
+    assert tables, sorted(str(p.relative_to(run_dir)) for p in run_dir.rglob("*"))
+    assert list(run_dir.glob("files/media/images/heatmap/*.png"))

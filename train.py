@@ -1,0 +1,18 @@
+"""Train one Prix Fixe combination (or sweep them with -m). All logic lives in src/."""
+
+import hydra
+from omegaconf import DictConfig
+
+from src.utils.entry import run_task
+
+
+@hydra.main(version_base="1.3", config_path="conf", config_name="train")
+def main(cfg: DictConfig) -> float | None:
+    from src.train_task import train
+
+    summary = run_task(train, cfg)
+    return None if not summary else summary.get("best_val_pearson")
+
+
+if __name__ == "__main__":
+    main()
