@@ -153,6 +153,11 @@ def train(cfg: DictConfig) -> dict[str, Any]:
     return summary
 
 
+def _best_score(callback: Any) -> float | None:
+    score = getattr(callback, "best_model_score", None)
+    return None if score is None else float(score)
+
+
 def _finish_wandb() -> None:
     try:
         import wandb

@@ -135,7 +135,8 @@ def compose(
         raise CompositionError(f"final block {names[2]!r} fails on input {shape} in {chain}: {err}") from err
     if out != (n_targets, outputs_per_target):
         raise CompositionError(
-            f"final block {names[2]!r} returned (B, {out}) but the objective needs (B, {n_targets}, {outputs_per_target})"
+            f"final block {names[2]!r} returned (B, {out}) but the objective needs "
+            f"(B, {n_targets}, {outputs_per_target})"
         )
     report.append(BlockReport("final", names[2], type(head).__name__, shape, out, count_params(head)))
     return PrixFixeNet(blocks["first"], blocks["core"], head, report)
