@@ -1,0 +1,43 @@
+# prixfixe: `make train` and `make test` create/refresh the virtualenv in .venv, then run.
+PYTHON ?= python3
+VENV   ?= .venv
+BIN    := $(VENV)/bin
+# the CPU build of torch (on disk on the project's machines); override e.g. TORCH_SPEC=torch for a CUDA build
+TORCH_SPEC ?= torch==2.13.0
+STAMP  := $(VENV)/.installed
+ARGS   ?=
+
+.PHONY: venv train test test-slow lint format bench test-xla clean
+
+$(STAMP): pyproject.toml
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install -q --upgrade pip
+	$(BIN)/python -m pip install -q "$(TORCH_SPEC)" || $(BIN)/python -m pip install -q torch
+	$(BIN)/python -m pip install -q -e ".[dev]"
+	touch $(STAMP)
+
+venv: $(STAMP)
+
+## train the default combination (autosome blocks) on the embedded synthetic data; extra overrides via ARGS="..."
+train: venv
+	$(BIN)/python train.py $(ARGS)
+
+## the test suite (fast, CPU); slow tests are kept out
+test: venv
+	$(BIN)/python -m pytest -q $(ARGS)
+
+test-slow: venv
+	$(BIN)/python -m pytest -q -m slow $(ARGS)
+
+lint: venv
+	$(BIN)/ruff check . && $(BIN)/ruff format --check .
+
+format: venv
+	$(BIN)/ruff format . && $(BIN)/ruff check --fix .
+
+## speed and memory benchmarks (numbers go to stdout and bench/results/)
+bench: venv
+	$(BIN)/python bench/bench_throughput.py $(ARGS)
+
+clean:
+	rm -rf $(VENV) .pytest_cache .ruff_cache
