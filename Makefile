@@ -41,3 +41,18 @@ bench: venv
 
 clean:
 	rm -rf $(VENV) .pytest_cache .ruff_cache
+
+## torch_xla (optional extra `prixfixe[xla]`) in its own venv: a real Trainer(accelerator="tpu") fit through
+## XLA on the CPU (PJRT_DEVICE=CPU); torch_xla pairs only with the same torch minor version, hence .venv-xla
+XLA_VENV  ?= .venv-xla
+XLA_STAMP := $(XLA_VENV)/.installed
+
+$(XLA_STAMP): pyproject.toml requirements-xla.txt
+	test -x $(XLA_VENV)/bin/python || $(PYTHON) -m venv $(XLA_VENV)
+	$(XLA_VENV)/bin/python -m pip install -q --upgrade pip
+	$(XLA_VENV)/bin/python -m pip install -q -r requirements-xla.txt
+	$(XLA_VENV)/bin/python -m pip install -q -e ".[dev]" -r requirements-xla.txt
+	touch $(XLA_STAMP)
+
+test-xla: $(XLA_STAMP)
+	PJRT_DEVICE=CPU $(XLA_VENV)/bin/python -m pytest -q -p no:cacheprovider -m xla tests/test_xla.py $(ARGS)

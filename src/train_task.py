@@ -37,6 +37,10 @@ def build_module(cfg: DictConfig) -> PrixFixeModule:
 
 
 def build_datamodule(cfg: DictConfig, module: PrixFixeModule) -> PrixFixeDataModule:
+    missing = [k for k in cfg.data if OmegaConf.is_missing(cfg.data, k)]
+    if missing:
+        key = f"data.{missing[0]}"
+        raise ConfigError(f"missing required config value {key} (set it on the command line: {key}=...)")
     return instantiate(cfg.datamodule, source=instantiate(cfg.data.source), processing=module.processing)
 
 

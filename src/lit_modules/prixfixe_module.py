@@ -10,6 +10,7 @@ hyperparameters are plain config dicts, so a checkpoint alone rebuilds the model
 
 from __future__ import annotations
 
+import warnings
 from functools import partial
 from typing import Any
 
@@ -25,6 +26,9 @@ from src.datamodules.processing import build_processing
 from src.datamodules.processing.base import Processing
 from src.lit_modules.composer import PrixFixeNet, compose
 from src.lit_modules.objectives import Objective
+
+# Spearman keeps every validation prediction by design (the split is small); silence its reminder
+warnings.filterwarnings("ignore", message="Metric `SpearmanCorrcoef` will save all targets")
 
 METRICS = {"pearson": PearsonCorrCoef, "spearman": SpearmanCorrCoef, "mse": MeanSquaredError}
 

@@ -1,0 +1,18 @@
+"""Score a checkpoint (or a predictions file) on the DREAM 2022 test suite. All logic lives in src/."""
+
+import hydra
+from omegaconf import DictConfig
+
+from src.utils.entry import run_task
+
+
+@hydra.main(version_base="1.3", config_path="conf", config_name="evaluate")
+def main(cfg: DictConfig) -> float | None:
+    from src.evaluate_task import evaluate
+
+    scores = run_task(evaluate, cfg)
+    return None if not scores else scores.get("pearson_score")
+
+
+if __name__ == "__main__":
+    main()

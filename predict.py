@@ -1,0 +1,17 @@
+"""Predict expression for a sequence file with a trained checkpoint. All logic lives in src/."""
+
+import hydra
+from omegaconf import DictConfig
+
+from src.utils.entry import run_task
+
+
+@hydra.main(version_base="1.3", config_path="conf", config_name="predict")
+def main(cfg: DictConfig) -> None:
+    from src.predict_task import predict
+
+    run_task(predict, cfg)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,86 @@
+"""Composition: every first x core x final combination builds with inferred shapes and trains."""
+
+from __future__ import annotations
+
+import itertools
+import warnings
+
+import pytest
+import torch
+from hydra.utils import instantiate
+
+from src.lit_modules.composer import CompositionError, compose
+from src.train_task import build_module
+from tests.conftest import compose_cfg
+
+BLOCKS = ["autosome", "resnet"]
+
+
+def one_step(module, processing_batch) -> float:
+    """One optimizer step through the module's own training_step (outside a Trainer)."""
+    optimizer = torch.optim.AdamW(module.parameters(), lr=1e-3)
+    module.train()
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # self.log() outside a Trainer
+        loss = module.training_step(processing_batch, 0)
+    loss.backward()
+    grads = [p.grad for p in module.parameters() if p.grad is not None]
+    assert grads and all(torch.isfinite(g).all() for g in grads)
+    optimizer.step()
+    return loss.item()
+
+
+@pytest.mark.parametrize(("first", "core", "final"), list(itertools.product(BLOCKS, BLOCKS, BLOCKS)))
+@pytest.mark.parametrize("processing", ["autosome", "onehot"])
+def test_every_combination_composes_and_trains(first: str, core: str, final: str, processing: str) -> None:
+    cfg = compose_cfg([f"first={first}", f"core={core}", f"final={final}", f"processing={processing}", "logger=none"])
+    module = build_module(cfg)
+    proc = module.processing
+    c0, l0 = proc.channels, proc.seq_len
+    shapes = [(r.in_shape, r.out_shape) for r in module.net.report]
+    assert shapes[0][0] == (c0, l0)
+    # each block's input is the previous block's probed output: nothing wired by hand
+    assert shapes[1][0] == shapes[0][1] and shapes[2][0] == shapes[1][1]
+    torch.manual_seed(0)
+    codes = torch.randint(0, 4, (4, l0), dtype=torch.uint8)
+    y = torch.tensor([[3.0], [7.5], [11.0], [15.25]])
+    batch = proc.make_batch({"codes": codes}, y, torch.tensor([0, 1, 0, 1]) % proc.train_views, train=True)
+    assert batch["x"].shape == (4, c0, l0)
+    loss = one_step(module, batch)
+    assert loss == loss and loss < 1e6
+    module.eval()
+    with torch.no_grad():
+        pred = module.predict_expression(batch["x"])
+    assert pred.shape == (4, 1) and torch.isfinite(pred).all()
+
+
+def test_impossible_combination_names_blocks_and_shapes() -> None:
+    cfg = compose_cfg(["first=resnet", "core=resnet", "final=resnet", "processing=onehot", "core.block.depths=[3,4]"])
+    with pytest.raises(CompositionError) as err:
+        build_module(cfg)
+    message = str(err.value)
+    assert "core block 'resnet'" in message and "(channels=64, seq_len=110)" in message
+    assert "first=resnet core=resnet final=resnet" in message
+
+
+def test_final_block_shape_mismatch_is_reported() -> None:
+    cfg = compose_cfg(["final=resnet"])
+    first, core = instantiate(cfg.first.block), instantiate(cfg.core.block)
+
+    def wrong_head(in_channels: int, seq_len: int, n_targets: int, outputs_per_target: int):
+        return torch.nn.Sequential(torch.nn.Flatten(), torch.nn.LazyLinear(3))
+
+    with pytest.raises(CompositionError, match=r"objective needs \(B, 1, 1\)"):
+        compose(first, core, wrong_head, 6, 150)
+
+
+def test_dry_run_prints_graph_and_param_count(capsys: pytest.CaptureFixture[str]) -> None:
+    from src.train_task import train
+
+    cfg = compose_cfg(["dry_run=true"])
+    summary = train(cfg)
+    out = capsys.readouterr().out.strip().splitlines()
+    assert out[-1] == "params: 1725122" and summary["params"] == 1_725_122
+    text = "\n".join(out)
+    for row in ("first  autosome", "(6, 150)", "(256, 150)", "(64, 150)", "(1, 18)", "11,264", "1,712,688", "1,170"):
+        assert row in text

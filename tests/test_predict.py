@@ -1,0 +1,236 @@
+"""predict_sequences / predict.py: order, input formats, reverse-complement averaging, errors, CLI."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from omegaconf import OmegaConf
+
+from src.datamodules.encoding import encode_array
+from src.datamodules.errors import ConfigError, DataError
+from src.datamodules.processing.base import Processing
+from src.datamodules.processing.onehot import OneHotProcessing
+from src.datamodules.readers import read_sequences
+from src.predict_task import load_module, predict, predict_sequences, prediction_columns
+from src.utils.entry import run_task
+from tests.conftest import FAST, ROOT, compose_cfg
+
+ONEHOT = [
+    "first=resnet",
+    "core=resnet",
+    "final=resnet",
+    "processing=onehot",
+    "core.block.depths=[1,1,1,1]",
+    "core.block.widths=[8,8,8,8]",
+    "first.block.out_channels=8",
+]
+AUTOSOME = [
+    "first=autosome",
+    "core=autosome",
+    "final=autosome",
+    "processing=autosome",
+    "first.block.out_channels=16",
+    "core.block.stage_widths=[16,16]",
+]
+
+
+def train_tiny(run_dir: Path, overrides: list[str]) -> Path:
+    """Train a tiny model through the real training path; returns its last checkpoint."""
+    from src.train_task import train
+
+    summary = train(compose_cfg(FAST + overrides, run_dir=run_dir))
+    return Path(summary["last_checkpoint"])
+
+
+def random_seqs(n: int, length: int = 110, seed: int = 0) -> list[str]:
+    rng = np.random.default_rng(seed)
+    letters = np.frombuffer(b"ACGT", dtype=np.uint8)
+    return [letters[row].tobytes().decode() for row in rng.integers(0, 4, size=(n, length))]
+
+
+def rc_string(seq: str) -> str:
+    return seq[::-1].translate(str.maketrans("ACGTN", "TGCAN"))
+
+
+@pytest.fixture(scope="module")
+def onehot_ckpt(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return train_tiny(tmp_path_factory.mktemp("onehot") / "run", ONEHOT)
+
+
+@pytest.fixture(scope="module")
+def autosome_ckpt(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return train_tiny(tmp_path_factory.mktemp("autosome") / "run", AUTOSOME)
+
+
+@pytest.fixture(scope="module")
+def seqs() -> list[str]:
+    # mixed lengths around the DREAM read length, plus an N and lower case
+    out = random_seqs(37, 110, seed=1) + random_seqs(3, 104, seed=2)
+    out[5] = out[5][:50] + "N" + out[5][51:]
+    out[7] = out[7].lower()
+    return out
+
+
+def test_order_and_count_follow_the_input(onehot_ckpt: Path, seqs: list[str]) -> None:
+    module = load_module(onehot_ckpt)
+    preds = predict_sequences(module, seqs, batch_size=512, progress=False)
+    assert preds.shape == (len(seqs), 1) and preds.dtype == np.float32
+    assert np.isfinite(preds).all()
+    perm = np.random.default_rng(0).permutation(len(seqs))
+    shuffled = predict_sequences(module, [seqs[i] for i in perm], batch_size=7, progress=False)
+    np.testing.assert_allclose(shuffled, preds[perm], rtol=1e-5, atol=1e-5)
+    assert len(np.unique(preds.round(6))) > 1  # not a constant output: the order check means something
+
+
+def test_input_formats_give_identical_predictions(onehot_ckpt: Path, seqs: list[str], tmp_path: Path) -> None:
+    fasta = tmp_path / "in.fa"
+    fasta.write_text("".join(f">s{i} id\n{s[:60]}\n{s[60:]}\n" for i, s in enumerate(seqs)))
+    dream = tmp_path / "in.txt"
+    dream.write_text("".join(f"{s}\t{i % 17}.5\n" for i, s in enumerate(seqs)))
+    plain = tmp_path / "in.seq"
+    plain.write_text("\n".join(seqs) + "\n")
+    tables = []
+    for path in (fasta, dream, plain):
+        out = tmp_path / f"{path.name}.tsv"
+        cfg = OmegaConf.create(
+            {"ckpt_path": str(onehot_ckpt), "input": str(path), "output": str(out), "device": "cpu", "progress": False}
+        )
+        assert predict(cfg)["n"] == len(seqs)
+        lines = out.read_text().splitlines()
+        assert lines[0] == "sequence\tprediction"
+        assert [ln.split("\t")[0] for ln in lines[1:]] == seqs
+        tables.append(np.array([float(ln.split("\t")[1]) for ln in lines[1:]]))
+    np.testing.assert_array_equal(tables[0], tables[1])
+    np.testing.assert_array_equal(tables[0], tables[2])
+    # the TSV holds the float32 predictions exactly
+    module = load_module(onehot_ckpt)
+    direct = predict_sequences(module, read_sequences(plain).sequences, progress=False)[:, 0]
+    np.testing.assert_array_equal(tables[2], direct.astype(np.float64))
+
+
+def test_rc_average_autosome_matches_manual_two_pass(autosome_ckpt: Path, seqs: list[str]) -> None:
+    module = load_module(autosome_ckpt)
+    proc = module.processing
+    assert proc.rc_average  # autosome averages both strands by default
+    codes, lengths = encode_array(seqs)
+    fields = {k: torch.from_numpy(v) for k, v in proc.prepare(codes, lengths).items()}
+    batch = proc.make_batch(fields, torch.zeros(len(seqs), 1), torch.zeros(len(seqs), dtype=torch.long), False)
+    x = batch["x"]
+    assert x.shape == (len(seqs), 6, 150)
+    assert (x[:, 4] == 0).all() and (x[:, 5] == 0).all()  # forward strand, singleton flag 0 at evaluation
+    x_rc = proc.reverse_complement(x)
+    assert (x_rc[:, 4] == 1).all() and (x_rc[:, 5] == 0).all()
+    with torch.inference_mode():
+        forward = module(x).numpy()
+        reverse = module(x_rc).numpy()
+    default = predict_sequences(module, seqs, batch_size=16, progress=False)
+    forced_off = predict_sequences(module, seqs, batch_size=16, rc_average=False, progress=False)
+    np.testing.assert_allclose(forced_off, forward, rtol=1e-5, atol=1e-5)
+    np.testing.assert_allclose(default, 0.5 * (forward + reverse), rtol=1e-5, atol=1e-5)
+    assert not np.allclose(forward, reverse)  # the strand flag / strand matter, so averaging is visible
+
+
+def test_rc_average_onehot_equals_mean_with_rc_strings(onehot_ckpt: Path) -> None:
+    module = load_module(onehot_ckpt)
+    seqs = random_seqs(20, 110, seed=5)  # exactly seq_len: the RC string encodes to the flipped one-hot
+    assert not module.processing.rc_average
+    default = predict_sequences(module, seqs, progress=False)
+    forward = predict_sequences(module, seqs, rc_average=False, progress=False)
+    np.testing.assert_array_equal(default, forward)
+    reverse = predict_sequences(module, [rc_string(s) for s in seqs], rc_average=False, progress=False)
+    averaged = predict_sequences(module, seqs, rc_average=True, progress=False)
+    np.testing.assert_allclose(averaged, 0.5 * (forward + reverse), rtol=1e-5, atol=1e-5)
+
+
+class _NoRC(OneHotProcessing):
+    reverse_complement = Processing.reverse_complement
+
+
+def test_rc_average_without_rc_encoding_is_a_config_error(onehot_ckpt: Path) -> None:
+    module = load_module(onehot_ckpt)
+    module.processing = _NoRC(seq_len=110)
+    with pytest.raises(ConfigError, match="rc_average"):
+        predict_sequences(module, random_seqs(3), rc_average=True, progress=False)
+    assert predict_sequences(module, random_seqs(3), progress=False).shape == (3, 1)  # default: off
+
+
+def test_errors_cite_file_and_line(autosome_ckpt: Path) -> None:
+    module = load_module(autosome_ckpt)
+    seqs = random_seqs(4)
+    with pytest.raises(DataError, match=r"in\.txt:12: .*adapter"):
+        predict_sequences(module, [*seqs, "ACGTACGT"], progress=False, path="in.txt", lines=np.arange(8, 13))
+    with pytest.raises(DataError, match=r"<sequences>:2: letter 'X'"):
+        predict_sequences(module, [seqs[0], "ACGX" + seqs[1]], progress=False)
+    with pytest.raises(ConfigError, match="batch_size"):
+        predict_sequences(module, seqs, batch_size=0, progress=False)
+
+
+def test_module_state_is_restored(onehot_ckpt: Path) -> None:
+    module = load_module(onehot_ckpt)
+    module.train()
+    predict_sequences(module, random_seqs(3), device="cpu", progress=False)
+    assert module.training
+    assert next(module.parameters()).device.type == "cpu"
+
+
+def test_prediction_columns(onehot_ckpt: Path) -> None:
+    module = load_module(onehot_ckpt)
+    assert prediction_columns(module, 1) == ["prediction"]
+    assert prediction_columns(module, 2) == ["prediction_t0", "prediction_t1"]
+
+
+def test_bad_checkpoint_is_a_config_error(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError, match="does not exist"):
+        load_module(tmp_path / "missing.ckpt")
+    junk = tmp_path / "junk.ckpt"
+    junk.write_text("not a checkpoint")
+    with pytest.raises(ConfigError, match="cannot load"):
+        load_module(junk)
+
+
+def test_missing_ckpt_exits_2_with_one_line(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    seq_file = tmp_path / "in.txt"
+    seq_file.write_text("\n".join(random_seqs(2)) + "\n")
+    cfg = OmegaConf.create(
+        {"ckpt_path": str(tmp_path / "nope.ckpt"), "input": str(seq_file), "output": str(tmp_path / "o.tsv")}
+    )
+    with pytest.raises(SystemExit) as exit_info:
+        run_task(predict, cfg)
+    assert exit_info.value.code == 2
+    err = capsys.readouterr().err.strip()
+    assert err.startswith("error: ckpt_path:") and "nope.ckpt does not exist" in err
+    assert "\n" not in err and not (tmp_path / "o.tsv").exists()
+
+
+def _run_cli(*args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, str(ROOT / "predict.py"), *args],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+
+
+def test_predict_cli(onehot_ckpt: Path, seqs: list[str], tmp_path: Path) -> None:
+    good = tmp_path / "good.txt"
+    good.write_text("\n".join(seqs) + "\n")
+    out = tmp_path / "sub" / "preds.tsv"
+    proc = _run_cli(f"ckpt_path={onehot_ckpt}", f"input={good}", f"output={out}", "device=cpu", "progress=false")
+    assert proc.returncode == 0, proc.stderr
+    rows = out.read_text().splitlines()
+    assert rows[0] == "sequence\tprediction" and len(rows) == len(seqs) + 1
+    assert not list(tmp_path.glob("**/.hydra")) and not (ROOT / ".hydra").exists()  # no stray Hydra folders
+
+    bad = tmp_path / "bad.txt"
+    bad.write_text(f"{seqs[0]}\n{seqs[1]}\n{seqs[2][:10]}X{seqs[2][11:]}\n")
+    proc = _run_cli(f"ckpt_path={onehot_ckpt}", f"input={bad}", f"output={tmp_path / 'bad.tsv'}", "device=cpu")
+    assert proc.returncode == 2
+    err = proc.stderr.strip().splitlines()
+    assert len(err) == 1 and f"{bad}:3:" in err[0] and "'X'" in err[0]
+    assert not (tmp_path / "bad.tsv").exists()
