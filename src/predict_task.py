@@ -110,7 +110,9 @@ def prepare_sequences(
     bad = find_invalid(codes)
     if bad is not None:
         row, col = bad
-        raise DataError(f"letter {sequences[row][col]!r} at position {col + 1} is not one of ACGTN", where, line_of(row))
+        raise DataError(
+            f"letter {sequences[row][col]!r} at position {col + 1} is not one of ACGTN", where, line_of(row)
+        )
     try:
         return processing.prepare(codes, lengths)
     except LengthPolicyError as err:
@@ -118,7 +120,7 @@ def prepare_sequences(
 
 
 def _progress(total: int, enabled: bool) -> Any:
-    from tqdm.auto import tqdm
+    from tqdm import tqdm
 
     return tqdm(total=total, unit="seq", desc="predict", disable=not enabled, dynamic_ncols=True, leave=False)
 

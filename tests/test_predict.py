@@ -207,30 +207,31 @@ def test_missing_ckpt_exits_2_with_one_line(tmp_path: Path, capsys: pytest.Captu
     assert "\n" not in err and not (tmp_path / "o.tsv").exists()
 
 
-def _run_cli(*args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, str(ROOT / "predict.py"), *args],
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
+def test_bad_input_exits_2_naming_file_and_line(
+    onehot_ckpt: Path, seqs: list[str], tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    bad = tmp_path / "bad.txt"
+    bad.write_text(f"{seqs[0]}\n{seqs[1]}\n{seqs[2][:10]}X{seqs[2][11:]}\n")
+    out = tmp_path / "bad.tsv"
+    cfg = OmegaConf.create({"ckpt_path": str(onehot_ckpt), "input": str(bad), "output": str(out), "device": "cpu"})
+    with pytest.raises(SystemExit) as exit_info:
+        run_task(predict, cfg)
+    assert exit_info.value.code == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and f"{bad}:3:" in err[0] and "'X'" in err[0]
+    assert not out.exists()
 
 
 def test_predict_cli(onehot_ckpt: Path, seqs: list[str], tmp_path: Path) -> None:
     good = tmp_path / "good.txt"
     good.write_text("\n".join(seqs) + "\n")
     out = tmp_path / "sub" / "preds.tsv"
-    proc = _run_cli(f"ckpt_path={onehot_ckpt}", f"input={good}", f"output={out}", "device=cpu", "progress=false")
+    args = [f"ckpt_path={onehot_ckpt}", f"input={good}", f"output={out}", "device=cpu", "progress=false"]
+    proc = subprocess.run(
+        [sys.executable, str(ROOT / "predict.py"), *args], cwd=ROOT, capture_output=True, text=True, timeout=120
+    )
     assert proc.returncode == 0, proc.stderr
     rows = out.read_text().splitlines()
     assert rows[0] == "sequence\tprediction" and len(rows) == len(seqs) + 1
+    assert [r.split("\t")[0] for r in rows[1:]] == seqs
     assert not list(tmp_path.glob("**/.hydra")) and not (ROOT / ".hydra").exists()  # no stray Hydra folders
-
-    bad = tmp_path / "bad.txt"
-    bad.write_text(f"{seqs[0]}\n{seqs[1]}\n{seqs[2][:10]}X{seqs[2][11:]}\n")
-    proc = _run_cli(f"ckpt_path={onehot_ckpt}", f"input={bad}", f"output={tmp_path / 'bad.tsv'}", "device=cpu")
-    assert proc.returncode == 2
-    err = proc.stderr.strip().splitlines()
-    assert len(err) == 1 and f"{bad}:3:" in err[0] and "'X'" in err[0]
-    assert not (tmp_path / "bad.tsv").exists()

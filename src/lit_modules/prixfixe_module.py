@@ -117,12 +117,10 @@ class PrixFixeModule(L.LightningModule):
         head, aux = self.net(x, batch)
         loss = self.objective.loss(head, y)
         if self.hparams.recipe.get("rc_conjoined"):
-            # post-hoc conjoined: average the loss over the forward and reverse-complement passes
-            head_rc, aux_rc = self.net(self.processing.reverse_complement(x), batch)
+            # post-hoc conjoined: average the loss over the forward and reverse-complement passes; the
+            # batch extras (tokens, masks) describe the forward strand, so auxiliary terms come from it alone
+            head_rc, _ = self.net(self.processing.reverse_complement(x), None)
             loss = 0.5 * (loss + self.objective.loss(head_rc, y))
-            aux = {k: 0.5 * (v + aux_rc[k]) for k, v in aux.items() if k in aux_rc} | {
-                k: v for k, v in aux.items() if k not in aux_rc
-            }
         total = loss
         weights = self.hparams.aux_weights or {}
         for name, value in aux.items():

@@ -26,6 +26,7 @@ class AutosomeProcessing(Processing):
     name = "autosome"
     train_views = 2
     rc_average = True
+    CHUNK = 65536
 
     def __init__(self, seq_len: int = 150, strip_5p: int = 17, n_value: float = 0.25) -> None:
         if seq_len > len(UPSTREAM):
@@ -43,15 +44,18 @@ class AutosomeProcessing(Processing):
             raise LengthPolicyError(
                 row, f"sequence of {lengths[row]} nt is not longer than the {self.strip_5p}-nt adapter autosome removes"
             )
-        n, width = codes.shape
-        body = codes[:, self.strip_5p :]
-        # canvas = vector flank followed by the read minus its adapter (PAD-filled past its end)
-        canvas = np.concatenate([np.broadcast_to(self._vector, (n, self.seq_len)), body], axis=1)
-        # the last seq_len letters of vector+read start where the read body ends minus seq_len
-        start = (lengths - self.strip_5p)[:, None] + np.arange(self.seq_len)[None, :]
-        out = np.take_along_axis(canvas, start, axis=1)
+        out = np.empty((len(codes), self.seq_len), dtype=np.uint8)
+        # chunks bound the index matrices' memory on the full challenge set (6.7M reads)
+        for lo in range(0, len(codes), self.CHUNK):
+            hi = min(lo + self.CHUNK, len(codes))
+            body = codes[lo:hi, self.strip_5p :]
+            # canvas = vector flank followed by the read minus its adapter (PAD-filled past its end)
+            canvas = np.concatenate([np.broadcast_to(self._vector, (hi - lo, self.seq_len)), body], axis=1)
+            # the last seq_len letters of vector+read start where the read body ends minus seq_len
+            start = (lengths[lo:hi] - self.strip_5p)[:, None] + np.arange(self.seq_len)[None, :]
+            out[lo:hi] = np.take_along_axis(canvas, start, axis=1)
         assert not (out == PAD).any()
-        return {"codes": np.ascontiguousarray(out)}
+        return {"codes": out}
 
     def make_batch(
         self,
