@@ -73,6 +73,28 @@ def bench_batches(processing_names: list[str], n: int, batch_size: int, repeats:
     return rows
 
 
+def time_steps(module, opt, batch: dict, device: str, bf16: bool, steps: int) -> float:
+    """Seconds per optimizer step (after one warm-up step)."""
+
+    def step() -> None:
+        with torch.autocast(device_type=device, dtype=torch.bfloat16, enabled=bf16):
+            head, aux = module.net(batch["x"], batch)
+            loss = module.objective.loss(head, batch["y"]) + sum(aux.values(), torch.zeros((), device=device))
+        loss.backward()
+        opt.step()
+        opt.zero_grad(set_to_none=True)
+
+    step()
+    if device == "cuda":
+        torch.cuda.synchronize()
+    t0 = time.perf_counter()
+    for _ in range(steps):
+        step()
+    if device == "cuda":
+        torch.cuda.synchronize()
+    return (time.perf_counter() - t0) / steps
+
+
 def bench_training(combos: list[str], device: str, batch_size: int, steps: int, precision: str) -> list[dict]:
     """Optimizer steps per second of the composed module on random encoded batches."""
     from src.train_task import build_module
@@ -88,27 +110,9 @@ def bench_training(combos: list[str], device: str, batch_size: int, steps: int, 
         y = torch.rand(batch_size, 1) * 17
         batch = proc.make_batch({"codes": codes}, y, torch.zeros(batch_size, dtype=torch.long), train=True)
         batch = {k: v.to(device) for k, v in batch.items()}
-        autocast = torch.autocast(device_type=device, dtype=torch.bfloat16, enabled=precision == "bf16")
         if device == "cuda":
             torch.cuda.reset_peak_memory_stats()
-
-        def step() -> None:
-            with autocast:
-                head, aux = module.net(batch["x"], batch)
-                loss = module.objective.loss(head, batch["y"]) + sum(aux.values(), torch.zeros((), device=device))
-            loss.backward()
-            opt.step()
-            opt.zero_grad(set_to_none=True)
-
-        step()  # warm-up
-        if device == "cuda":
-            torch.cuda.synchronize()
-        t0 = time.perf_counter()
-        for _ in range(steps):
-            step()
-        if device == "cuda":
-            torch.cuda.synchronize()
-        dt = (time.perf_counter() - t0) / steps
+        dt = time_steps(module, opt, batch, device, precision == "bf16", steps)
         rows.append(
             {
                 "combo": combo,
@@ -147,7 +151,9 @@ def main() -> None:
     print(f"device: {device_name}  threads: {torch.get_num_threads()}  batch: {batch_size}  precision: {precision}")
     print(f"{'processing':<12}{'prepare seq/s':>16}{'batch seq/s':>14}{'batch ms':>10}")
     for r in batches:
-        print(f"{r['processing']:<12}{r['prepare_seqs_per_s']:>16,.0f}{r['batch_seqs_per_s']:>14,.0f}{r['batch_ms']:>10.2f}")
+        print(
+            f"{r['processing']:<12}{r['prepare_seqs_per_s']:>16,.0f}{r['batch_seqs_per_s']:>14,.0f}{r['batch_ms']:>10.2f}"
+        )
     print(f"{'combination':<12}{'params':>12}{'step ms':>10}{'seq/s':>10}{'peak GPU MB':>13}{'80k-step h':>12}")
     for r in training:
         gpu = "-" if r["peak_gpu_mb"] is None else f"{r['peak_gpu_mb']:,.0f}"

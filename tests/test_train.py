@@ -59,8 +59,9 @@ def test_run_folder_holds_checkpoints_metrics_and_logs(tmp_path: Path) -> None:
 
 def test_dream_file_trains_with_team_processing(tmp_path: Path, dream_sample: Path) -> None:
     cfg = compose_cfg(
-        [*(o for o in FAST if not o.startswith("data.")), "data=dream", f"data.path={dream_sample}", "first=autosome", "core=resnet", "final=autosome"]
-        + ["core.block.widths=[8,8,8,8]", "core.block.depths=[1,1,1,1]", "first.block.out_channels=8"],
+        [*(o for o in FAST if not o.startswith("data.")), "data=dream", f"data.path={dream_sample}"]
+        + ["first=autosome", "core=resnet", "final=autosome", "first.block.out_channels=8"]
+        + ["core.block.widths=[8,8,8,8]", "core.block.depths=[1,1,1,1]"],
         run_dir=tmp_path,
     )
     summary = train(cfg)
@@ -92,7 +93,7 @@ def test_unknown_block_lists_available_ones(tmp_path: Path) -> None:
         ("ACGTACGTACGTACGTACGTACGT\n", 1, "missing expression column"),
     ],
 )
-def test_bad_data_file_gives_one_line_with_file_and_line(tmp_path: Path, content: str, line: int, fragment: str) -> None:
+def test_bad_data_file_gives_one_line_with_file_and_line(tmp_path: Path, content: str, line: int, fragment: str):
     path = tmp_path / "train.txt"
     path.write_text(content)
     result = run_cli("data=dream", f"data.path={path}", cwd=tmp_path)
