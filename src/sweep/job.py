@@ -23,9 +23,11 @@ from __future__ import annotations
 
 import hashlib
 import logging
+import os
 import sys
 import time
 import traceback
+import warnings
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -59,6 +61,7 @@ NON_IDENTITY_KEYS = frozenset(
         "ckpt_path",
         "sweep.name",
         "sweep.rerun",
+        "logger",
         "logger.wandb.mode",
         "trainer.enable_progress_bar",
         "trainer.enable_model_summary",
@@ -93,6 +96,9 @@ def safe_dirname(text: object) -> str:
 
 
 OmegaConf.register_new_resolver("pf.dirname", safe_dirname, replace=True)
+# conf/hydra/launcher/*.yaml deliberately share their name with the launcher plugin's schema, which
+# Hydra then validates them against (and says so on every composition)
+warnings.filterwarnings("ignore", message=r"\s*'hydra/launcher/\S+' is validated against ConfigStore schema")
 
 
 # ----------------------------------------------------------------------------- job identity
@@ -227,6 +233,63 @@ def classify(err: BaseException) -> str:
     return "failed"
 
 
+def global_rank() -> int:
+    """This process's rank when an external launcher (SLURM tasks, torchrun) started several; else 0."""
+    for var in ("RANK", "SLURM_PROCID", "LOCAL_RANK"):
+        value = os.environ.get(var, "").strip()
+        if value.isdigit():
+            return int(value)
+    return 0
+
+
+def _externally_launched() -> bool:
+    env = os.environ
+    if "LOCAL_RANK" in env or "TORCHELASTIC_RUN_ID" in env:
+        return True
+    ntasks = env.get("SLURM_NTASKS", "1").strip()
+    return ntasks.isdigit() and int(ntasks) > 1
+
+
+def _device_count(devices: Any, accelerator: str) -> int:
+    if isinstance(devices, (list, tuple)) or OmegaConf.is_list(devices):
+        return len(devices)
+    text = str(devices).strip()
+    if text.lstrip("-").isdigit():
+        n = int(text)
+        if n >= 0:
+            return n
+    if accelerator in ("cpu",):
+        return 1
+    torch = sys.modules.get("torch")
+    try:
+        return int(torch.cuda.device_count()) if torch is not None else 1
+    except Exception:  # pragma: no cover
+        return 1
+
+
+def check_launch(cfg: DictConfig) -> None:
+    """Refuse Lightning's script-relaunching ``ddp`` on several devices in a local multirun.
+
+    Lightning starts the extra DDP processes by running ``sys.argv`` again, which in a multirun is
+    the whole sweep. ``ddp_spawn`` (or SLURM starting one task per device) does not have that problem.
+    """
+    from src.datamodules.errors import ConfigError
+
+    strategy = str(OmegaConf.select(cfg, "trainer.strategy", default="auto") or "auto")
+    if not strategy.startswith("ddp") or any(s in strategy for s in ("spawn", "fork", "notebook")):
+        return
+    if _externally_launched():
+        return
+    accelerator = str(OmegaConf.select(cfg, "trainer.accelerator", default="auto"))
+    devices = OmegaConf.select(cfg, "trainer.devices", default=1)
+    nodes = int(OmegaConf.select(cfg, "trainer.num_nodes", default=1) or 1)
+    if _device_count(devices, accelerator) * nodes > 1:
+        raise ConfigError(
+            f"trainer.strategy={strategy} on several devices would re-run the whole sweep in each process; "
+            "in a local multirun use trainer.strategy=ddp_spawn (or a SLURM launcher with one task per device)"
+        )
+
+
 def _finish_wandb(exit_code: int) -> None:
     """End a W&B run left open by a failed job, so the next job in this process starts its own."""
     wandb = sys.modules.get("wandb")
@@ -280,6 +343,7 @@ def run_ledgered(task: Callable[[DictConfig], Any], cfg: DictConfig, ctx: JobCon
     """Run ``task(cfg)`` as one sweep job described by ``ctx`` (see the module doc)."""
     key = ctx.key
     dry_run = bool(cfg.get("dry_run"))
+    writer = global_rank() == 0  # with one process per device, only rank 0 keeps the books
     if not dry_run and not ctx.rerun:
         try:
             previous = latest_by_key(read_ledger(ctx.ledger)).get(key)
@@ -296,6 +360,7 @@ def run_ledgered(task: Callable[[DictConfig], Any], cfg: DictConfig, ctx: JobCon
     log.info("job %s -> %s", key, ctx.job_dir)
     started = time.time()
     try:
+        check_launch(cfg)
         summary = task(cfg)
     except Exception as err:
         seconds = time.time() - started
@@ -306,7 +371,7 @@ def run_ledgered(task: Callable[[DictConfig], Any], cfg: DictConfig, ctx: JobCon
             log.error("%s %s", status, key, exc_info=err)
         else:
             log.error("%s %s: %s", status, key, message)
-        if dry_run:
+        if dry_run or not writer:
             return None
         try:
             ctx.job_dir.mkdir(parents=True, exist_ok=True)
@@ -325,7 +390,7 @@ def run_ledgered(task: Callable[[DictConfig], Any], cfg: DictConfig, ctx: JobCon
         )
         append_record(ctx.ledger, record)
         return None
-    if dry_run:
+    if dry_run or not writer:
         return summary
     append_record(ctx.ledger, _ok_record(summary, ctx, time.time() - started))
     return summary
@@ -375,8 +440,10 @@ __all__: Sequence[str] = (
     "NON_IDENTITY_KEYS",
     "JobContext",
     "SummarizeCallback",
+    "check_launch",
     "classify",
     "error_line",
+    "global_rank",
     "identity_overrides",
     "in_multirun",
     "job_context",

@@ -1,0 +1,148 @@
+"""The paper's menu: all 4 x 4 x 4 combinations with every processing, DREAM presets, recipe schedules."""
+
+from __future__ import annotations
+
+import itertools
+import math
+import warnings
+from pathlib import Path
+
+import pytest
+import torch
+from hydra.utils import instantiate
+
+from src.datamodules.encoding import encode_array
+from src.train_task import build_module
+from tests.conftest import compose_cfg
+
+TEAMS = ["autosome", "bhi", "resnet", "unlockdna"]
+# per-option overrides that keep every block's structure but make it tiny (CPU, seconds)
+SHRINK = {
+    ("first", "autosome"): ["first.block.out_channels=16"],
+    ("first", "resnet"): ["first.block.out_channels=16"],
+    ("first", "bhi"): ["first.block.out_channels=16"],
+    ("first", "unlockdna"): ["first.block.d_model=16", "first.block.n_tokens=4"],
+    ("core", "autosome"): ["core.block.stage_widths=[16,16]"],
+    ("core", "resnet"): ["core.block.widths=[16,16,16,16]", "core.block.depths=[1,1,1,1]"],
+    ("core", "bhi"): ["core.block.hidden=8", "core.block.out_channels=16"],
+    ("core", "unlockdna"): ["core.block.n_layers=1", "core.block.n_heads=2"],
+    ("final", "autosome"): [],
+    ("final", "resnet"): [],
+    ("final", "bhi"): ["final.block.hidden=[8,8]"],
+    ("final", "unlockdna"): [],
+}
+SHORT = {"autosome": 40, "bhi": 40, "onehot": 40}
+
+
+def combo_cfg(first: str, core: str, final: str, processing: str, extra: list[str] | None = None):
+    overrides = [f"first={first}", f"core={core}", f"final={final}", f"processing={processing}", "logger=none"]
+    overrides += SHRINK["first", first] + SHRINK["core", core] + SHRINK["final", final]
+    if processing in SHORT:
+        overrides.append(f"processing.seq_len={SHORT[processing]}")
+    return compose_cfg(overrides + list(extra or []))
+
+
+def random_batch(module, n: int = 3) -> dict[str, torch.Tensor]:
+    """Raw 100-nt reads through the module's own processing (prepare + make_batch)."""
+    proc = module.processing
+    g = torch.Generator().manual_seed(0)
+    reads = ["".join("ACGT"[int(i)] for i in torch.randint(0, 4, (100,), generator=g)) for _ in range(n)]
+    codes, lengths = encode_array(reads)
+    fields = {k: torch.from_numpy(v) for k, v in proc.prepare(codes, lengths).items()}
+    y = torch.tensor([[2.0], [9.5], [14.0]])[:n]
+    view = torch.arange(n) % proc.train_views
+    return proc.make_batch(fields, y, view, train=True, generator=g)
+
+
+@pytest.mark.parametrize("processing", ["autosome", "bhi"])
+@pytest.mark.parametrize(("first", "core", "final"), list(itertools.product(TEAMS, TEAMS, TEAMS)))
+def test_all_64_combinations_take_an_optimizer_step(first: str, core: str, final: str, processing: str) -> None:
+    module = build_module(combo_cfg(first, core, final, processing, ["recipe.rc_conjoined=true"]))
+    batch = random_batch(module)
+    optimizer = torch.optim.AdamW(module.parameters(), lr=1e-3)
+    module.train()
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # self.log() outside a Trainer
+        loss = module.training_step(batch, 0)
+    assert torch.isfinite(loss)
+    loss.backward()
+    assert any(p.grad is not None and p.grad.abs().sum() > 0 for p in module.net.first.parameters())
+    optimizer.step()
+
+
+@pytest.mark.parametrize("processing", ["unlockdna", "onehot"])
+@pytest.mark.parametrize(("first", "core", "final"), list(itertools.product(TEAMS, TEAMS, TEAMS)))
+def test_all_64_combinations_compose_with_the_other_processings(first, core, final, processing) -> None:
+    module = build_module(combo_cfg(first, core, final, processing)).eval()
+    with torch.no_grad():
+        assert module(random_batch(module)["x"]).shape == (3, 1)
+
+
+@pytest.mark.parametrize(
+    ("experiment", "params"),
+    [
+        ("dream_cnn", 1_933_970),
+        ("dream_rnn", 4_130_578),
+        ("dream_attn", 4_539_410),
+        ("autosome", 1_725_122),
+        ("bhi", 6_875_137),
+        ("resnet", 12_209_857),
+    ],
+)
+def test_presets_report_published_parameter_counts(experiment: str, params: int) -> None:
+    module = build_module(compose_cfg([f"experiment={experiment}", "logger=none"]))
+    assert sum(p.numel() for p in module.parameters() if p.requires_grad) == params
+
+
+def test_dream_attn_runs_four_heads_as_published() -> None:
+    module = build_module(compose_cfg(["experiment=dream_attn", "logger=none"]))
+    assert module.net.report[1].in_shape == (256, 150)
+    assert {m.n_heads for m in module.net.core.modules() if hasattr(m, "n_heads")} == {4}
+    assert module.hparams.recipe["lr"] == 0.001
+
+
+def test_unlockdna_original_preset_count() -> None:
+    module = build_module(compose_cfg(["experiment=unlockdna", "logger=none"]))
+    assert sum(p.numel() for p in module.parameters() if p.requires_grad) == 47_425_543
+    assert module.processing.mask_ratio == 0.05  # the team's masked-nucleotide auxiliary task is on
+
+
+def test_presets_leave_the_data_set_open(dream_sample: Path) -> None:
+    cfg = compose_cfg(["experiment=dream_rnn", "data=dream", f"data.path={dream_sample}", "logger=none"])
+    assert cfg.data.name == "dream" and cfg.first.name == "bhi" and cfg.core.name == "bhi"
+    assert cfg.final.name == "autosome" and cfg.processing.name == "autosome" and cfg.recipe.name == "autosome"
+
+
+def test_design_card_example_composes() -> None:
+    module = build_module(compose_cfg(["first=autosome", "core=bhi", "final=resnet", "logger=none"]))
+    assert [r.name for r in module.net.report] == ["autosome", "bhi", "resnet"]
+
+
+def _lrs(recipe: str, total: int, steps: list[int]) -> list[float]:
+    cfg = compose_cfg([f"recipe={recipe}", "logger=none"])
+    params = [torch.nn.Parameter(torch.zeros(1))]
+    opt = instantiate(cfg.recipe.optimizer)(params, lr=cfg.recipe.lr)
+    sched = instantiate(cfg.recipe.scheduler)(opt, total_steps=total, lr=cfg.recipe.lr)
+    seen = {}
+    for step in range(max(steps) + 1):
+        seen[step] = opt.param_groups[0]["lr"]
+        opt.step()
+        sched.step()
+    return [seen[s] for s in steps]
+
+
+def test_autosome_one_cycle_matches_closed_form() -> None:
+    total, peak = 1000, 0.005
+    start = peak / 25
+    end = start / 1e4
+    warm = 0.3 * total - 1  # torch's One-Cycle reaches the peak at step pct_start * total - 1
+
+    def expected(t: int) -> float:
+        if t <= warm:
+            return start + (peak - start) * (1 - math.cos(math.pi * t / warm)) / 2
+        frac = (t - warm) / (total - 1 - warm)
+        return end + (peak - end) * (1 + math.cos(math.pi * frac)) / 2
+
+    steps = [0, 100, 299, 600, total - 1]
+    for got, t in zip(_lrs("autosome", total, steps), steps):
+        assert got == pytest.approx(expected(t), rel=1e-6)
