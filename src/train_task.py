@@ -1,14 +1,24 @@
 """The training task behind ``train.py``: compose, validate data, train, write results.
 
 Order matters for reliability: the network is composed from the config first (an
-impossible combination fails before any data is read), then the data is read and
-validated, and only then is anything written to the run folder.
+impossible combination fails before any data is read), then ``ckpt_path`` / ``init_from``
+are checked, then the data is read and validated, and only then is anything written
+to the run folder (a failed run leaves the folder Hydra made for it empty).
+
+Reproducibility and resumption: the epoch's batches are a function of ``(seed, epoch)``
+and the module reseeds its random draws at every epoch start, so a run killed at any
+point and resumed with ``ckpt_path=last`` / ``resume=true`` (same run folder) ends with
+the metrics of an uninterrupted one; :class:`EpochStream` makes both hold in Lightning.
+
+Outcome: ``metrics.json`` records ``"status": "ok"``, or ``"diverged"`` when the loss
+became NaN/inf (then :class:`DivergedError` is raised; the checkpoints written before stay).
 """
 
 from __future__ import annotations
 
 import json
 import logging
+import math
 import os
 import time
 from pathlib import Path
@@ -21,7 +31,8 @@ from omegaconf import DictConfig, OmegaConf
 
 from src.datamodules.datamodule import PrixFixeDataModule
 from src.datamodules.errors import ConfigError
-from src.lit_modules.prixfixe_module import PrixFixeModule, module_factory
+from src.lit_modules.prixfixe_module import DivergedError, PrixFixeModule, module_factory
+from src.utils.init_from import init_from_checkpoint
 from src.utils.io import atomic_write_text
 
 log = logging.getLogger(__name__)
@@ -59,6 +70,8 @@ def resolve_ckpt_path(cfg: DictConfig, run_dir: Path) -> str | None:
         return None
     if not Path(ckpt).exists():
         raise ConfigError(f"ckpt_path: checkpoint {ckpt} does not exist")
+    if Path(ckpt).is_dir():
+        raise ConfigError(f"ckpt_path: {ckpt} is a folder, expected a checkpoint file")
     return str(ckpt)
 
 
@@ -74,19 +87,44 @@ def build_loggers(cfg: DictConfig, run_dir: Path) -> list[Any]:
     return loggers
 
 
+class EpochStream(L.Callback):
+    """Tells the :class:`EpochBatchSampler` which epoch it serves, also in a resumed run's first epoch.
+
+    Lightning calls ``set_epoch`` only on a loader's ``sampler`` or ``batch_sampler.sampler``, never on
+    the batch sampler itself; without this every epoch would replay epoch 0's batches.
+    """
+
+    @staticmethod
+    def _set_epoch(trainer: L.Trainer) -> None:
+        sampler = getattr(trainer.train_dataloader, "batch_sampler", None)
+        if callable(getattr(sampler, "set_epoch", None)):
+            sampler.set_epoch(trainer.current_epoch)
+
+    def on_train_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        self._set_epoch(trainer)
+
+    def on_train_epoch_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        self._set_epoch(trainer)
+
+
 def build_callbacks(cfg: DictConfig, run_dir: Path) -> list[L.Callback]:
     from lightning.pytorch.callbacks import LearningRateMonitor, ModelCheckpoint
 
+    checkpoints = str(run_dir / "checkpoints")
     callbacks: list[L.Callback] = [
+        EpochStream(),
+        # the best epoch by validation Pearson (first: trainer.checkpoint_callback, the summary's best_*)
         ModelCheckpoint(
-            dirpath=str(run_dir / "checkpoints"),
+            dirpath=checkpoints,
             filename="best-epoch{epoch:03d}-pearson{val/pearson:.4f}",
             auto_insert_metric_name=False,
             monitor="val/pearson",
             mode="max",
             save_top_k=1,
-            save_last=True,
-        )
+        ),
+        # last.ckpt after every epoch, the point a killed run resumes from. (ModelCheckpoint(save_last=True)
+        # of the best callback rewrites last.ckpt only in epochs that improve the best score.)
+        ModelCheckpoint(dirpath=checkpoints, filename="last", save_top_k=1, enable_version_counter=False),
     ]
     if cfg.get("logger"):
         callbacks.append(LearningRateMonitor(logging_interval="step"))
@@ -109,14 +147,20 @@ def train(cfg: DictConfig) -> dict[str, Any]:
         print(module.describe())
         return {"combination": name, "params": sum(p.numel() for p in module.parameters() if p.requires_grad)}
 
+    run_dir = Path(cfg.paths.run_dir)
+    ckpt_path = resolve_ckpt_path(cfg, run_dir)  # a missing checkpoint fails before data is read
+    if cfg.get("init_from"):
+        if ckpt_path:
+            log.info("resuming from %s: init_from=%s is not applied", ckpt_path, cfg.init_from)
+        else:
+            init_from_checkpoint(module, cfg.init_from, strict=bool(cfg.get("init_from_strict", True)))
+
     datamodule = build_datamodule(cfg, module)
     datamodule.setup("fit")  # reads and validates; raises DataError before anything is written
     module.objective.fit(datamodule.train_targets)
 
-    run_dir = Path(cfg.paths.run_dir)
     run_dir.mkdir(parents=True, exist_ok=True)
     atomic_write_text(run_dir / "config.yaml", OmegaConf.to_yaml(cfg, resolve=True))
-    ckpt_path = resolve_ckpt_path(cfg, run_dir)
 
     trainer: L.Trainer = instantiate(
         cfg.trainer,
@@ -128,12 +172,16 @@ def train(cfg: DictConfig) -> dict[str, Any]:
         if hasattr(lg, "log_hyperparams"):
             lg.log_hyperparams(OmegaConf.to_container(cfg, resolve=True))
     print(module.describe())
+    error: DivergedError | None = None
     try:
         trainer.fit(module, datamodule=datamodule, ckpt_path=ckpt_path)
+    except DivergedError as err:
+        error = err
     finally:
         _finish_wandb()
     ckpt_cb = trainer.checkpoint_callback
     summary = {
+        "status": "ok" if error is None else "diverged",
         "combination": name,
         "first": cfg.first.name,
         "core": cfg.core.name,
@@ -148,13 +196,31 @@ def train(cfg: DictConfig) -> dict[str, Any]:
         "best_val_pearson": None
         if ckpt_cb is None or ckpt_cb.best_model_score is None
         else float(ckpt_cb.best_model_score),
-        "best_checkpoint": None if ckpt_cb is None else ckpt_cb.best_model_path,
-        "last_checkpoint": str(run_dir / "checkpoints" / "last.ckpt"),
+        "best_checkpoint": (ckpt_cb.best_model_path or None) if ckpt_cb is not None else None,
+        "last_checkpoint": str(last) if (last := run_dir / "checkpoints" / "last.ckpt").exists() else None,
         "seconds": round(time.time() - started, 3),
     }
+    if error is not None:
+        summary["error"] = str(error)
+    summary = _finite(summary)
     atomic_write_text(run_dir / "metrics.json", json.dumps(summary, indent=2, allow_nan=False, default=str))
     log.info("metrics written to %s", run_dir / "metrics.json")
+    if error is not None:
+        kept = sorted(p.name for p in (run_dir / "checkpoints").glob("*.ckpt")) if ckpt_cb is not None else []
+        raise DivergedError(
+            f"training diverged: {error} ({run_dir / 'metrics.json'} has status diverged; "
+            f"checkpoints kept: {', '.join(kept) or 'none'})"
+        ) from error
     return summary
+
+
+def _finite(value: Any) -> Any:
+    """JSON-safe: NaN/inf metrics (a diverged run) become null instead of breaking the write."""
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    if isinstance(value, dict):
+        return {k: _finite(v) for k, v in value.items()}
+    return value
 
 
 def _best_score(callback: Any) -> float | None:

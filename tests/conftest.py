@@ -16,7 +16,8 @@ ROOT = Path(__file__).resolve().parents[1]
 SHARED_DATA = ROOT.parent / "shared" / "data"
 CONF_DIR = ROOT / "conf"
 
-torch.set_num_threads(max(1, min(2, os.cpu_count() or 1)))
+# tests use tiny models, for which one thread is fastest (and immune to other processes' load)
+torch.set_num_threads(1)
 
 
 def shared_file(*parts: str) -> Path:

@@ -47,7 +47,7 @@ def test_run_folder_holds_checkpoints_metrics_and_logs(tmp_path: Path) -> None:
     assert set(metrics["metrics"]) >= {"val/pearson", "val/spearman", "val/mse", "val/loss"}
     assert metrics["params"] > 0 and metrics["epochs"] == 2
     assert (tmp_path / "config.yaml").exists()
-    assert (tmp_path / "csv" / "metrics.csv").exists()
+    assert (tmp_path / "csv" / "version_0" / "metrics.csv").exists()
     # W&B ran offline into the run folder, under the combination's name
     runs = list((tmp_path / "wandb").glob("offline-run-*"))
     assert len(runs) == 1 and list(runs[0].glob("run-*.wandb"))

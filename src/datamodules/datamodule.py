@@ -212,12 +212,15 @@ class PrixFixeDataModule(L.LightningDataModule):
         return trainer.global_rank, trainer.world_size
 
     def _loader(self, dataset: EncodedDataset, sampler: EpochBatchSampler) -> DataLoader:
+        # a private generator: creating the loader's iterator then draws nothing from the global torch
+        # stream, whose per-epoch reseeding (dropout) must not depend on when Lightning makes iterators
         return DataLoader(
             dataset,
             batch_sampler=sampler,
             collate_fn=_identity,
             num_workers=self.num_workers,
             persistent_workers=self.num_workers > 0,
+            generator=torch.Generator().manual_seed(self.seed),
         )
 
     def train_dataloader(self) -> DataLoader:

@@ -195,6 +195,7 @@ def read_fasta(path: str | Path) -> Records:
     ids: list[str] = []
     chunks: list[list[str]] = []
     lines: list[int] = []
+    body: list[int] = []  # line number of every sequence line
     for number, line in _open_lines(path):
         line = line.strip()
         if not line:
@@ -207,11 +208,14 @@ def read_fasta(path: str | Path) -> Records:
             raise DataError("sequence line before the first '>' header", path, number)
         else:
             chunks[-1].append(line)
+            body.append(number)
     sequences = ["".join(c) for c in chunks]
     if not sequences:
         raise DataError("no FASTA records", path)
     line_arr = np.asarray(lines, dtype=np.int64)
-    validate_sequences(sequences, line_arr, path)
+    # letters are checked line by line so that a bad one is cited on its own line, not on the header's
+    validate_sequences([c for chunk in chunks for c in chunk], np.asarray(body, dtype=np.int64), path)
+    validate_sequences(sequences, line_arr, path)  # empty records: cited on their header line
     return Records(sequences, np.full((len(sequences), 1), np.nan, np.float32), line_arr, str(path), ids=ids)
 
 
