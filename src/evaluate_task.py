@@ -206,16 +206,23 @@ def log_to_wandb(
         reinit="finish_previous",
     )
     try:
-        run.summary.update(_flat_scores(scores))
-        images = {
-            f"test/scatter_{key[len('scatter_') : -len('.png')]}": wandb.Image(str(path))
-            for key, path in written.items()
-            if key.startswith("scatter_")
-        }
-        if images:
-            run.log(images)
+        log_scores_to_run(run, scores, written)
     finally:
         wandb.finish()
+
+
+def log_scores_to_run(run: Any, scores: dict[str, Any], written: dict[str, Path]) -> None:
+    """Scores into the run summary (``test/...``), scatter PNGs as images, in an open W&B run."""
+    import wandb
+
+    run.summary.update(_flat_scores(scores))
+    images = {
+        f"test/scatter_{key[len('scatter_') : -len('.png')]}": wandb.Image(str(path))
+        for key, path in written.items()
+        if key.startswith("scatter_")
+    }
+    if images:
+        run.log(images)
 
 
 # ----------------------------------------------------------------------------- task

@@ -31,6 +31,7 @@ from omegaconf import DictConfig, OmegaConf
 
 from src.datamodules.datamodule import PrixFixeDataModule
 from src.datamodules.errors import ConfigError
+from src.evaluation import TestSuite, load_test_suite
 from src.lit_modules.prixfixe_module import DivergedError, PrixFixeModule, module_factory
 from src.utils.init_from import init_from_checkpoint
 from src.utils.io import atomic_write_text
@@ -157,6 +158,7 @@ def train(cfg: DictConfig) -> dict[str, Any]:
 
     datamodule = build_datamodule(cfg, module)
     datamodule.setup("fit")  # reads and validates; raises DataError before anything is written
+    test_suite = load_test_suite(cfg.test_data) if cfg.get("test_data") else None  # a bad folder fails now
     module.objective.fit(datamodule.train_targets)
 
     run_dir.mkdir(parents=True, exist_ok=True)
@@ -173,8 +175,11 @@ def train(cfg: DictConfig) -> dict[str, Any]:
             lg.log_hyperparams(OmegaConf.to_container(cfg, resolve=True))
     print(module.describe())
     error: DivergedError | None = None
+    test_scores: dict[str, Any] | None = None
     try:
         trainer.fit(module, datamodule=datamodule, ckpt_path=ckpt_path)
+        if test_suite is not None:
+            test_scores = evaluate_after_training(trainer, test_suite, run_dir)
     except DivergedError as err:
         error = err
     finally:
@@ -202,6 +207,8 @@ def train(cfg: DictConfig) -> dict[str, Any]:
     }
     if error is not None:
         summary["error"] = str(error)
+    if test_scores is not None:
+        summary["test"] = {k: test_scores[k] for k in ("pearson_score", "spearman_score", "partial")}
     summary = _finite(summary)
     atomic_write_text(run_dir / "metrics.json", json.dumps(summary, indent=2, allow_nan=False, default=str))
     log.info("metrics written to %s", run_dir / "metrics.json")
@@ -223,9 +230,22 @@ def _finite(value: Any) -> Any:
     return value
 
 
-def _best_score(callback: Any) -> float | None:
-    score = getattr(callback, "best_model_score", None)
-    return None if score is None else float(score)
+def evaluate_after_training(trainer: L.Trainer, suite: TestSuite, run_dir: Path) -> dict[str, Any]:
+    """Score the best (else last) checkpoint on the DREAM test suite; report in ``<run>/evaluation``."""
+    from src.evaluate_task import evaluate_module, log_scores_to_run
+    from src.evaluation import format_table
+    from src.predict_task import load_module
+
+    callback = trainer.checkpoint_callback
+    best = getattr(callback, "best_model_path", "") or str(run_dir / "checkpoints" / "last.ckpt")
+    out_dir = run_dir / "evaluation"
+    scores = evaluate_module(load_module(best), suite, out_dir, device="auto")
+    print(format_table(scores))
+    written = {p.name: p for p in out_dir.glob("scatter_*.png")}
+    for lg in trainer.loggers:
+        if type(lg).__name__ == "WandbLogger":
+            log_scores_to_run(lg.experiment, scores, written)
+    return scores
 
 
 def _finish_wandb() -> None:

@@ -108,3 +108,15 @@ def test_missing_data_path_is_named(tmp_path: Path) -> None:
     result = run_cli("data=dream", cwd=tmp_path)
     assert result.returncode == 2
     assert "data.path" in result.stderr and "Traceback" not in result.stderr
+
+
+def test_test_data_scores_the_trained_model_after_training(tmp_path: Path) -> None:
+    from tests.conftest import shared_file
+
+    test_dir = shared_file("dream_test_format")
+    cfg = compose_cfg([*FAST, f"test_data={test_dir}", *SMALL_AUTOSOME], run_dir=tmp_path)
+    summary = train(cfg)
+    scores = json.loads((tmp_path / "evaluation" / "scores.json").read_text())
+    assert summary["test"]["pearson_score"] == pytest.approx(scores["pearson_score"])
+    assert json.loads((tmp_path / "metrics.json").read_text())["test"]["partial"] is False
+    assert len(list((tmp_path / "evaluation").glob("scatter_*.png"))) == 9
