@@ -22,6 +22,7 @@ when the multirun ends (``python -m src.sweep.summarize <sweep dir>`` does the s
 from __future__ import annotations
 
 import hashlib
+import json
 import logging
 import os
 import sys
@@ -322,6 +323,21 @@ def _set_wandb_group(cfg: DictConfig, group: str) -> None:
         wandb_cfg.group = group
 
 
+def _partial_summary(job_dir: Path) -> dict[str, Any]:
+    """``metrics.json`` of a job that wrote one before failing (a diverged run), else ``{}``."""
+    try:
+        summary = json.loads((job_dir / "metrics.json").read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return {}
+    if not isinstance(summary, dict):
+        return {}
+    params = summary.get("params")
+    return {
+        "metrics": {k: v for k, v in (summary.get("metrics") or {}).items() if isinstance(v, (int, float))},
+        "params": params if isinstance(params, int) else None,
+    }
+
+
 def _ok_record(summary: Any, ctx: JobContext, seconds: float) -> dict[str, Any]:
     summary = summary if isinstance(summary, Mapping) else {}
     metrics = dict(summary.get("metrics") or {})
@@ -380,20 +396,33 @@ def run_ledgered(task: Callable[[DictConfig], Any], cfg: DictConfig, ctx: JobCon
             )
         except OSError as io_err:  # pragma: no cover - the record still says what happened
             log.warning("could not write %s: %s", ctx.job_dir / ERROR_LOG, io_err)
+        partial = _partial_summary(ctx.job_dir) if status == "diverged" else {}
         record = make_record(
             overrides=ctx.overrides,
             status=status,
+            metrics=partial.get("metrics"),
+            params=partial.get("params"),
             seconds=seconds,
             peak_memory_mb=peak_memory_mb(),
             error=message,
             run_dir=ctx.job_dir,
         )
-        append_record(ctx.ledger, record)
+        _append(ctx.ledger, record)
         return None
     if dry_run or not writer:
         return summary
-    append_record(ctx.ledger, _ok_record(summary, ctx, time.time() - started))
+    _append(ctx.ledger, _ok_record(summary, ctx, time.time() - started))
     return summary
+
+
+def _append(ledger: Path, record: Mapping[str, Any]) -> None:
+    """Append to the ledger; an I/O error is logged (the job will simply run again next time)."""
+    try:
+        append_record(ledger, record)
+    except OSError as err:
+        log.error(
+            "could not append the %s record of %s to %s: %s", record.get("status"), record.get("key"), ledger, err
+        )
 
 
 def run_sweep_job(task: Callable[[DictConfig], Any], cfg: DictConfig) -> Any:
