@@ -235,3 +235,11 @@ def test_plasmid_flanks_match_the_challenge_plasmid() -> None:
     path = shared_file("dream", "plasmid.json")
     up, down = flanks_from_plasmid(path)
     assert up == UPSTREAM and down.startswith(RIGHT_ADAPTER)
+
+
+def test_distributed_eval_ranks_run_equal_batches_covering_every_item() -> None:
+    for world in (2, 3):
+        ranks = [list(EpochBatchSampler(10, 3, False, rank=r, world_size=world)) for r in range(world)]
+        assert len({len(batches) for batches in ranks}) == 1  # collective ops need equal counts
+        seen = {i for batches in ranks for b in batches for i in b.indices.tolist()}
+        assert seen == set(range(10))

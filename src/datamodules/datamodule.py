@@ -51,8 +51,9 @@ class EpochBatchSampler(Sampler[BatchRequest]):
     The stream concatenates permutations ``perm(seed, pass)`` of the items; epoch
     ``e`` takes batches ``[e * S, (e + 1) * S)`` of it, so epochs never drop or
     repeat steps and every epoch is reproducible on its own. Without shuffling the
-    items are taken in order once (evaluation). In distributed runs each rank takes
-    every ``world_size``-th batch.
+    items are taken in order once (evaluation). In distributed runs each training
+    rank takes every ``world_size``-th batch and each evaluation rank every
+    ``world_size``-th item, padded so that all ranks run as many batches.
     """
 
     def __init__(
@@ -73,8 +74,11 @@ class EpochBatchSampler(Sampler[BatchRequest]):
         self.seed = seed
         self.rank = rank
         self.world_size = world_size
-        per_pass = n_items // self.batch_size if shuffle else -(-n_items // self.batch_size)
-        self.steps = int(steps_per_epoch) if steps_per_epoch else max(per_pass // world_size, 1)
+        if shuffle:
+            per_pass = n_items // self.batch_size
+            self.steps = int(steps_per_epoch) if steps_per_epoch else max(per_pass // world_size, 1)
+        else:
+            self.steps = -(-(-(-n_items // world_size)) // self.batch_size)
         self.epoch = 0
 
     def set_epoch(self, epoch: int) -> None:
@@ -88,9 +92,13 @@ class EpochBatchSampler(Sampler[BatchRequest]):
 
     def __iter__(self) -> Iterator[BatchRequest]:
         if not self.shuffle:
-            for step in range(self.rank, -(-self.n_items // self.batch_size), self.world_size):
-                idx = np.arange(step * self.batch_size, min((step + 1) * self.batch_size, self.n_items))
-                yield BatchRequest(idx, 0)
+            # each rank takes items rank::world_size; with several ranks the list is padded (by wrapping
+            # to its start) so that all ranks run the same number of batches, as collective ops require
+            per_rank = -(-self.n_items // self.world_size)
+            items = np.arange(per_rank * self.world_size) % self.n_items
+            mine = items[self.rank :: self.world_size]
+            for start in range(0, per_rank, self.batch_size):
+                yield BatchRequest(mine[start : start + self.batch_size], 0)
             return
         per_pass = self.n_items // self.batch_size  # full batches per permutation (drop_last)
         for step in range(self.steps):

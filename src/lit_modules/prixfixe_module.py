@@ -156,7 +156,8 @@ class PrixFixeModule(L.LightningModule):
     def on_validation_epoch_end(self) -> None:
         values = self.val_metrics.compute()
         for name, value in values.items():
-            self.log(name, value.float().mean(), prog_bar=name == "val/pearson")
+            # torchmetrics already reduced over ranks: every rank logs the same global value
+            self.log(name, value.float().mean(), prog_bar=name == "val/pearson", sync_dist=True)
             if value.numel() > 1:  # multi-task: one curve per target as well
                 for t, v in enumerate(value):
                     self.log(f"{name}/t{t}", v)
