@@ -84,3 +84,15 @@ def test_dry_run_prints_graph_and_param_count(capsys: pytest.CaptureFixture[str]
     text = "\n".join(out)
     for row in ("first  autosome", "(6, 150)", "(256, 150)", "(64, 150)", "(1, 18)", "11,264", "1,712,688", "1,170"):
         assert row in text
+
+
+def test_prediction_tokens_reach_the_final_block_only_through_length_preserving_cores() -> None:
+    tiny = ["first.block.d_model=16", "first.block.n_tokens=4", "processing=unlockdna", "logger=none"]
+    kept = build_module(compose_cfg([*tiny, "first=unlockdna", "core=bhi", "final=unlockdna"]))
+    assert kept.net.final.prefix_tokens == 4
+    # the ResNet core shortens 204 positions to 26: the tokens are gone, the head averages all positions
+    pooled = build_module(
+        compose_cfg([*tiny, "first=unlockdna", "core=resnet", "final=unlockdna", "core.block.depths=[1,1,1,1]"])
+    )
+    assert pooled.net.final.prefix_tokens == 0
+    assert pooled.net.report[1].out_shape[1] < 32

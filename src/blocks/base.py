@@ -17,7 +17,8 @@ a name to a scalar tensor; the LightningModule weights, sums and logs them.
 A block may also expose ``prefix_tokens`` (an int): the number of extra
 positions it put in front of the sequence (Unlock_DNA's prediction tokens).
 The composer passes it on to later blocks whose constructor accepts a
-``prefix_tokens`` argument.
+``prefix_tokens`` argument, as long as no block in between changes the length
+(pooling or strides dissolve the token layout; later blocks then get 0).
 """
 
 from __future__ import annotations

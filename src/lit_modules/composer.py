@@ -122,7 +122,10 @@ def compose(
         if len(out) != 2:
             raise CompositionError(f"{role} block {name!r} must return (B, C, L), got (B, {out}) in {chain}")
         report.append(BlockReport(role, name, type(block).__name__, shape, out, count_params(block)))
-        prefix = prefix or int(getattr(block, "prefix_tokens", 0))
+        if hasattr(block, "prefix_tokens"):
+            prefix = int(block.prefix_tokens)  # this block put prediction tokens in front
+        elif out[1] != shape[1]:
+            prefix = 0  # a block that changes the length (pooling, strides) dissolves the token layout
         blocks[role] = block
         shape = (int(out[0]), int(out[1]))
     extra = {"prefix_tokens": prefix} if _accepts(final, "prefix_tokens") else {}
