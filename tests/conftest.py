@@ -45,6 +45,25 @@ def compose_cfg(overrides: list[str] | None = None, run_dir: Path | None = None)
     return cfg
 
 
+def tiny_dropout_run(n: int, epochs: int) -> list[str]:
+    """A tiny model with dropout (BHI stem, ResNet core and head, one-hot input) on ``n`` synthetic reads."""
+    return [
+        "first=bhi",
+        "core=resnet",
+        "final=resnet",
+        "processing=onehot",
+        "first.block.out_channels=8",
+        "core.block.widths=[8,8,8,8]",
+        "core.block.depths=[1,1,1,1]",
+        f"data.source.n={n}",
+        f"recipe.epochs={epochs}",
+        "recipe.batch_size=32",
+        "logger=csv",
+        "trainer.enable_progress_bar=false",
+        "trainer.enable_model_summary=false",
+    ]
+
+
 # overrides that make a training run tiny: few sequences, short epochs, no progress bar, CSV logs
 FAST = [
     "data.source.n=400",

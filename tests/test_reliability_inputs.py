@@ -11,13 +11,12 @@ import json
 import logging
 import subprocess
 import sys
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pytest
-import torch
 from hydra.errors import MissingConfigException
 from omegaconf import OmegaConf
 
@@ -36,14 +35,6 @@ TINY = [
     "core.block.depths=[1,1,1,1]",
 ]
 QUICK = [o for o in FAST if not o.startswith("data.")]
-
-
-@pytest.fixture(autouse=True)
-def one_thread() -> Iterator[None]:
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
 
 
 def random_seqs(n: int, length: int, seed: int = 0) -> list[str]:
@@ -229,7 +220,6 @@ def test_debug_true_raises_with_the_traceback(tmp_path: Path) -> None:
 @pytest.fixture(scope="module")
 def trained(tmp_path_factory: pytest.TempPathFactory) -> tuple[dict[str, Any], list[str]]:
     """A tiny autosome-processing run on a DREAM file with lower case, N and duplicated sequences."""
-    torch.set_num_threads(1)
     folder = tmp_path_factory.mktemp("accepted")
     seqs = random_seqs(80, 110, seed=1)
     seqs[3] = seqs[3][:50].lower() + "n" + seqs[3][51:].lower()  # lower case and N
@@ -336,14 +326,13 @@ def test_unknown_group_option_lists_the_available_ones(group: str, options: str)
 
 
 def test_a_block_that_cannot_follow_is_one_line(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    """core=resnet with stride 4 per stage leaves 1 position; final=unlockdna needs more than its 32 prefix tokens."""
-    overrides = ["first=unlockdna", "core=resnet", "final=unlockdna", "core.block.widths=[8,8,8,8]"]
-    overrides += ["core.block.depths=[1,1,1,1]", "core.block.strides=[4,4,4,4]", "first.block.d_model=16"]
+    """BHI's core splits its output over two kernel branches: 15 channels cannot follow; the message says why."""
+    overrides = ["first=resnet", "core=bhi", "final=autosome", "first.block.out_channels=8", "core.block.hidden=4"]
     run_dir = run_dir_of(tmp_path)
-    cfg = compose_cfg([*QUICK, *overrides], run_dir=run_dir)
+    cfg = compose_cfg([*QUICK, *overrides, "core.block.out_channels=15"], run_dir=run_dir)
     message = expect_one_line_exit(lambda: run_task(train, cfg), capsys)
-    assert "final block 'unlockdna' cannot take input (channels=8, seq_len=1)" in message
-    assert "first=unlockdna core=resnet final=unlockdna" in message and "prefix_tokens=32" in message
+    assert "core block 'bhi' cannot take input (channels=8, seq_len=150)" in message
+    assert "first=resnet core=bhi final=autosome" in message and "does not split evenly" in message
     assert list(run_dir.iterdir()) == []
 
 

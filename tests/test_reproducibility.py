@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 import logging
 import re
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -19,38 +18,14 @@ from src.lit_modules.prixfixe_module import PrixFixeModule
 from src.train_task import build_datamodule, build_module, train
 from src.utils.entry import run_task
 from src.utils.init_from import init_from_checkpoint
-from tests.conftest import compose_cfg
+from tests.conftest import compose_cfg, tiny_dropout_run
 
 # tiny, with dropout (first=bhi): 2 epochs of 11 steps
-RUN = [
-    "first=bhi",
-    "core=resnet",
-    "final=resnet",
-    "processing=onehot",
-    "first.block.out_channels=8",
-    "core.block.widths=[8,8,8,8]",
-    "core.block.depths=[1,1,1,1]",
-    "data.source.n=400",
-    "recipe.epochs=2",
-    "recipe.batch_size=32",
-    "logger=csv",
-    "trainer.enable_progress_bar=false",
-    "trainer.enable_model_summary=false",
-    "trainer.num_sanity_val_steps=0",
-]
-
-
-@pytest.fixture(autouse=True)
-def one_thread() -> Iterator[None]:
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+RUN = [*tiny_dropout_run(n=400, epochs=2), "trainer.num_sanity_val_steps=0"]
 
 
 @pytest.fixture(scope="module")
 def run_a(tmp_path_factory: pytest.TempPathFactory) -> tuple[dict[str, Any], Path]:
-    torch.set_num_threads(1)
     run_dir = tmp_path_factory.mktemp("a")
     return train(compose_cfg(RUN, run_dir=run_dir)), run_dir
 

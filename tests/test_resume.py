@@ -12,7 +12,6 @@ import signal
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -23,34 +22,11 @@ import torch
 import src.train_task as train_task
 from src.lit_modules.prixfixe_module import DivergedError
 from src.train_task import train
-from tests.conftest import ROOT, compose_cfg
+from tests.conftest import ROOT, compose_cfg, tiny_dropout_run
 
 # a tiny model with dropout; 4 epochs of 17 steps
-RUN = [
-    "first=bhi",
-    "core=resnet",
-    "final=resnet",
-    "processing=onehot",
-    "first.block.out_channels=8",
-    "core.block.widths=[8,8,8,8]",
-    "core.block.depths=[1,1,1,1]",
-    "data.source.n=600",
-    "recipe.epochs=4",
-    "recipe.batch_size=32",
-    "logger=csv",
-    "trainer.enable_progress_bar=false",
-    "trainer.enable_model_summary=false",
-]
+RUN = tiny_dropout_run(n=600, epochs=4)
 COMPARED = ("val/pearson", "val/mse", "val/spearman")
-
-
-@pytest.fixture(autouse=True)
-def one_thread() -> Iterator[None]:
-    """One intra-op thread: fast on a busy machine and the same reductions as the subprocesses (OMP=1)."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
 
 
 class Recorder(L.Callback):
@@ -91,7 +67,6 @@ def train_with(cfg: Any, *extra: L.Callback) -> dict[str, Any]:
 @pytest.fixture(scope="module")
 def reference(tmp_path_factory: pytest.TempPathFactory) -> tuple[dict[str, Any], Recorder]:
     """The uninterrupted run (in-process)."""
-    torch.set_num_threads(1)
     recorder = Recorder()
     summary = train_with(compose_cfg(RUN, run_dir=tmp_path_factory.mktemp("reference")), recorder)
     return summary, recorder
