@@ -122,11 +122,15 @@ def test_split_is_identical_across_processings() -> None:
         dm.setup()
         return dm.folds, dm.train_set.targets.numpy(), dm.val_set.targets.numpy()
 
+    from src.datamodules.processing.bhi import BhiProcessing
+    from src.datamodules.processing.unlockdna import UnlockdnaProcessing
+
     a = split(AutosomeProcessing())
-    b = split(OneHotProcessing(seq_len=110))
-    np.testing.assert_array_equal(a[0], b[0])
-    np.testing.assert_array_equal(a[1], b[1])
-    np.testing.assert_array_equal(a[2], b[2])
+    for other in (OneHotProcessing(seq_len=110), BhiProcessing(), UnlockdnaProcessing()):
+        b = split(other)
+        np.testing.assert_array_equal(a[0], b[0])
+        np.testing.assert_array_equal(a[1], b[1])
+        np.testing.assert_array_equal(a[2], b[2])
     assert 0.05 < len(a[2]) / 600 < 0.16  # about one fold in ten
 
 

@@ -33,7 +33,7 @@ from src.sweep.job import (
     run_ledgered,
     safe_dirname,
 )
-from src.sweep.ledger import LEDGER_NAME, append_record, job_key, make_record, read_ledger
+from src.sweep.ledger import LEDGER_NAME, TORN_SUFFIX, append_record, job_key, make_record, read_ledger
 from tests.conftest import CONF_DIR, ROOT, compose_cfg
 
 BLOCKS = ("autosome", "resnet")
@@ -537,3 +537,55 @@ def test_trainer_configs_for_ddp_and_tpu():
     assert tpu.nan_check_every == 100  # the NaN check syncs with the host: not every step on XLA
     assert compose_cfg(["trainer=tpu", "nan_check_every=5"]).nan_check_every == 5
     assert compose_cfg([]).nan_check_every == 1
+
+
+def test_a_sweep_killed_mid_way_resumes_without_redoing_finished_jobs(tiny_conf, tmp_path):
+    """SIGKILL the whole sweep after its first records, rerun the command: finished jobs are skipped,
+    the ledger holds only whole records, and every combination ends up ok exactly once."""
+    import signal
+
+    sweep_dir = tmp_path / "killed"
+    ledger = sweep_dir / LEDGER_NAME
+    cmd = [sys.executable, "train.py", "-cp", str(tiny_conf), "-m", f"hydra.sweep.dir={sweep_dir}", *SWEEP_FAST]
+    cmd += [*EIGHT, "logger=csv"]
+    env = dict(os.environ, WANDB_MODE="offline", WANDB_SILENT="true")
+    proc = subprocess.Popen(
+        cmd, cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True
+    )
+    deadline = time.time() + 150
+    while time.time() < deadline and proc.poll() is None:
+        if ledger.exists() and len(read_ledger(ledger)) >= 2:
+            break
+        time.sleep(0.2)
+    os.killpg(proc.pid, signal.SIGKILL)
+    proc.wait()
+    before = read_ledger(ledger)
+    assert 2 <= len(before) < 8, "the sweep should be killed part-way"
+
+    second = run_sweep(tiny_conf, sweep_dir, *EIGHT, "logger=csv")
+    after = read_ledger(ledger)
+    finished_first = {r["key"] for r in before if r["status"] == "ok"}
+    # nothing finished before the kill was trained again
+    assert after[: len(before)] == before
+    assert not finished_first & {r["key"] for r in after[len(before) :]}
+    assert sorted(r["status"] for r in after) == ["ok"] * 8
+    assert second.stdout.count("skip") >= len(finished_first)
+    # every line of the file is a whole JSON record (a record torn by a kill would carry the torn marker)
+    for line in ledger.read_text().splitlines():
+        assert line.endswith(TORN_SUFFIX) or json.loads(line)["key"]
+
+
+def test_ddp_on_two_cpu_processes_trains_and_validates(tmp_path):
+    """trainer=ddp with 2 CPU processes: ranks shard batches, run equal validation batches, agree on metrics."""
+    run_dir = tmp_path / "ddp"
+    cmd = [sys.executable, "train.py", "trainer=ddp", "trainer.accelerator=cpu", "trainer.devices=2"]
+    cmd += ["first.block.out_channels=8", "core.block.stage_widths=[8,8]", "data.source.n=300", "recipe.epochs=2"]
+    cmd += ["recipe.batch_size=16", "logger=csv", "trainer.enable_progress_bar=false", f"hydra.run.dir={run_dir}"]
+    env = dict(os.environ, WANDB_MODE="offline", OMP_NUM_THREADS="1")
+    proc = subprocess.run(cmd, cwd=ROOT, env=env, capture_output=True, text=True, timeout=240)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    metrics = json.loads((run_dir / "metrics.json").read_text())
+    assert metrics["status"] == "ok" and metrics["epochs"] == 2
+    # 270 train reads x 2 strands / 16 per batch = 33 batches, shared by 2 ranks -> 16 steps per epoch
+    assert metrics["global_step"] == 32
+    assert -1.0 <= metrics["metrics"]["val/pearson"] <= 1.0
