@@ -136,7 +136,9 @@ def main() -> None:
     parser.add_argument("--combos", nargs="*", default=None)
     parser.add_argument("--processings", nargs="*", default=["autosome", "bhi", "unlockdna", "onehot"])
     parser.add_argument("--n", type=int, default=20000, help="synthetic sequences for the batch benchmark")
+    parser.add_argument("--cudnn-benchmark", action="store_true", help="let cuDNN pick the fastest conv kernels")
     args = parser.parse_args()
+    torch.backends.cudnn.benchmark = args.cudnn_benchmark
     cuda = args.device == "cuda"
     batch_size = args.batch_size or (1024 if cuda else 64)
     steps = args.steps or (20 if cuda else 3)
