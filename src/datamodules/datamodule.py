@@ -14,6 +14,7 @@ uninterrupted one.
 from __future__ import annotations
 
 import logging
+import math
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 
@@ -78,7 +79,8 @@ class EpochBatchSampler(Sampler[BatchRequest]):
             per_pass = n_items // self.batch_size
             self.steps = int(steps_per_epoch) if steps_per_epoch else max(per_pass // world_size, 1)
         else:
-            self.steps = -(-(-(-n_items // world_size)) // self.batch_size)
+            per_rank = math.ceil(n_items / world_size)  # padded so that every rank runs as many batches
+            self.steps = math.ceil(per_rank / self.batch_size)
         self.epoch = 0
 
     def set_epoch(self, epoch: int) -> None:
@@ -94,7 +96,7 @@ class EpochBatchSampler(Sampler[BatchRequest]):
         if not self.shuffle:
             # each rank takes items rank::world_size; with several ranks the list is padded (by wrapping
             # to its start) so that all ranks run the same number of batches, as collective ops require
-            per_rank = -(-self.n_items // self.world_size)
+            per_rank = math.ceil(self.n_items / self.world_size)
             items = np.arange(per_rank * self.world_size) % self.n_items
             mine = items[self.rank :: self.world_size]
             for start in range(0, per_rank, self.batch_size):
