@@ -12,7 +12,6 @@ and the scatter plots to an offline W&B run.
 from __future__ import annotations
 
 import logging
-import math
 import os
 from pathlib import Path
 from typing import Any
@@ -21,6 +20,7 @@ import numpy as np
 from omegaconf import DictConfig, OmegaConf
 
 from src.datamodules.errors import ConfigError, DataError
+from src.datamodules.readers import parse_float
 from src.evaluation.dream_suite import SEQUENCE_FILE, TestSuite, load_test_suite, score_predictions
 from src.evaluation.report import format_table, write_report
 from src.lit_modules.prixfixe_module import PrixFixeModule
@@ -148,13 +148,7 @@ def read_prediction_file(path: str | Path, suite: TestSuite) -> np.ndarray:
         cells = line.split("\t")
         if len(cells) <= max(val_col, seq_col or 0):
             raise DataError(f"too few tab-separated fields ({len(cells)})", path, number)
-        cell = cells[val_col].strip()
-        try:
-            value = float(cell)
-        except ValueError:
-            raise DataError(f"prediction {cell!r} is not a number", path, number) from None
-        if not math.isfinite(value):
-            raise DataError(f"prediction {cell!r} is not finite", path, number)
+        value = parse_float(cells[val_col], path, number, "prediction")
         i = len(values)
         if seq_col is not None and i < len(suite) and cells[seq_col].strip().upper() != suite.sequences[i].upper():
             raise DataError(

@@ -67,7 +67,8 @@ def _open_lines(path: str | Path) -> Iterator[tuple[int, str]]:
         yield number, line
 
 
-def _parse_float(value: str, path: str | Path, line: int, column: str, optional: bool = False) -> float:
+def parse_float(value: str, path: str | Path, line: int, column: str, optional: bool = False) -> float:
+    """A finite number from one field; anything else is a DataError citing ``path:line`` and ``column``."""
     value = value.strip()
     if not value:
         if optional:
@@ -132,7 +133,7 @@ def read_dream(path: str | Path, targets_optional: bool = False) -> Records:
             raise DataError("missing expression column (expected sequence<TAB>expression)", path, number)
         sequences.append(parts[0].strip())
         values.append(
-            _parse_float(parts[1], path, number, "expression", targets_optional) if len(parts) == 2 else math.nan
+            parse_float(parts[1], path, number, "expression", targets_optional) if len(parts) == 2 else math.nan
         )
         lines.append(number)
     if not sequences:
@@ -172,7 +173,7 @@ def read_table(
         if len(parts) != len(header):
             raise DataError(f"expected {len(header)} columns like the header, found {len(parts)}", path, number)
         sequences.append(parts[seq_i].strip())
-        values.append([_parse_float(parts[i], path, number, header[i]) for i in tgt_i])
+        values.append([parse_float(parts[i], path, number, header[i]) for i in tgt_i])
         lines.append(number)
         if id_i is not None:
             ids.append(parts[id_i].strip())

@@ -21,6 +21,7 @@ from typing import Any
 import numpy as np
 
 from src.datamodules.errors import DataError
+from src.datamodules.readers import parse_float
 
 SEQUENCE_FILE = "filtered_test_data_with_MAUDE_expression.txt"
 
@@ -138,14 +139,8 @@ def _read_sequence_file(path: Path) -> tuple[list[str], np.ndarray]:
             seq, text = parts[0].strip(), parts[1].strip()
             if not seq:
                 raise DataError("empty sequence", path, lineno)
-            try:
-                value = float(text)
-            except ValueError:
-                raise DataError(f"measured expression {text!r} is not a number", path, lineno) from None
-            if not math.isfinite(value):
-                raise DataError(f"measured expression {text!r} is not finite", path, lineno)
             sequences.append(seq)
-            values.append(value)
+            values.append(parse_float(text, path, lineno, "measured expression"))
     if not sequences:
         raise DataError("sequence file holds no sequences", path)
     return sequences, np.asarray(values, dtype=np.float64)
