@@ -3,7 +3,7 @@
 import hydra
 from omegaconf import DictConfig
 
-from src.utils.entry import run_task
+from src.entry import run_task
 
 
 @hydra.main(version_base="1.3", config_path="conf", config_name="predict")

@@ -16,10 +16,7 @@ became NaN/inf (then :class:`DivergedError` is raised; the checkpoints written b
 
 from __future__ import annotations
 
-import json
 import logging
-import math
-import os
 import time
 from pathlib import Path
 from typing import Any
@@ -29,18 +26,16 @@ import torch
 from hydra.utils import instantiate
 from omegaconf import DictConfig, OmegaConf
 
+from src.checkpoint import init_from_checkpoint, load_module, resolve_ckpt_path
 from src.datamodules.datamodule import PrixFixeDataModule
-from src.datamodules.errors import ConfigError
+from src.errors import ConfigError, DivergedError
 from src.evaluation import TestSuite, load_test_suite
-from src.lit_modules.prixfixe_module import DivergedError, PrixFixeModule, module_factory
-from src.utils.init_from import init_from_checkpoint
-from src.utils.io import atomic_write_text
+from src.lit_modules.prixfixe_module import PrixFixeModule, module_factory
+from src.utils.io import atomic_write_text, json_safe, write_json
+from src.utils.naming import combination_of
+from src.utils.wandb_offline import finish_run, use_offline_defaults
 
 log = logging.getLogger(__name__)
-
-
-def combination_name(cfg: DictConfig) -> str:
-    return f"{cfg.first.name}-{cfg.core.name}-{cfg.final.name}"
 
 
 def build_module(cfg: DictConfig) -> PrixFixeModule:
@@ -56,34 +51,13 @@ def build_datamodule(cfg: DictConfig, module: PrixFixeModule) -> PrixFixeDataMod
     return instantiate(cfg.datamodule, source=instantiate(cfg.data.source), processing=module.processing)
 
 
-def resolve_ckpt_path(cfg: DictConfig, run_dir: Path) -> str | None:
-    """``ckpt_path=last`` / ``resume=true`` -> this run folder's last.ckpt; a path must exist."""
-    ckpt = cfg.get("ckpt_path")
-    if cfg.get("resume") and not ckpt:
-        ckpt = "last"
-    if not ckpt:
-        return None
-    if ckpt == "last":
-        last = run_dir / "checkpoints" / "last.ckpt"
-        if last.exists():
-            return str(last)
-        log.warning("resume requested but %s does not exist yet: training from scratch", last)
-        return None
-    if not Path(ckpt).exists():
-        raise ConfigError(f"ckpt_path: checkpoint {ckpt} does not exist")
-    if Path(ckpt).is_dir():
-        raise ConfigError(f"ckpt_path: {ckpt} is a folder, expected a checkpoint file")
-    return str(ckpt)
-
-
 def build_loggers(cfg: DictConfig, run_dir: Path) -> list[Any]:
     loggers = []
     for name, lcfg in (cfg.get("logger") or {}).items():
         if lcfg is None:
             continue
         if name == "wandb":
-            os.environ.setdefault("WANDB_MODE", "offline")  # never touches the network unless asked
-            os.environ.setdefault("WANDB_SILENT", "true")
+            use_offline_defaults()  # never touches the network unless asked
         loggers.append(instantiate(lcfg, save_dir=str(run_dir)))
     return loggers
 
@@ -142,7 +116,7 @@ def train(cfg: DictConfig) -> dict[str, Any]:
     L.seed_everything(int(cfg.seed), workers=True, verbose=False)
     started = time.time()
     module = build_module(cfg)
-    name = combination_name(cfg)
+    name = combination_of(cfg)
     if cfg.get("dry_run"):
         print(f"prixfixe {name}")
         print(module.describe())
@@ -183,7 +157,7 @@ def train(cfg: DictConfig) -> dict[str, Any]:
     except DivergedError as err:
         error = err
     finally:
-        _finish_wandb()
+        finish_run()
     ckpt_cb = trainer.checkpoint_callback
     summary = {
         "status": "ok" if error is None else "diverged",
@@ -209,8 +183,8 @@ def train(cfg: DictConfig) -> dict[str, Any]:
         summary["error"] = str(error)
     if test_scores is not None:
         summary["test"] = {k: test_scores[k] for k in ("pearson_score", "spearman_score", "partial")}
-    summary = _finite(summary)
-    atomic_write_text(run_dir / "metrics.json", json.dumps(summary, indent=2, allow_nan=False, default=str))
+    summary = json_safe(summary)  # NaN/inf metrics (a diverged run) become null
+    write_json(run_dir / "metrics.json", summary)
     log.info("metrics written to %s", run_dir / "metrics.json")
     if error is not None:
         kept = sorted(p.name for p in (run_dir / "checkpoints").glob("*.ckpt")) if ckpt_cb is not None else []
@@ -221,20 +195,11 @@ def train(cfg: DictConfig) -> dict[str, Any]:
     return summary
 
 
-def _finite(value: Any) -> Any:
-    """JSON-safe: NaN/inf metrics (a diverged run) become null instead of breaking the write."""
-    if isinstance(value, float) and not math.isfinite(value):
-        return None
-    if isinstance(value, dict):
-        return {k: _finite(v) for k, v in value.items()}
-    return value
-
-
 def evaluate_after_training(trainer: L.Trainer, suite: TestSuite, run_dir: Path) -> dict[str, Any]:
     """Score the best (else last) checkpoint on the DREAM test suite; report in ``<run>/evaluation``."""
-    from src.evaluate_task import evaluate_module, log_scores_to_run
     from src.evaluation import format_table
-    from src.predict_task import load_module
+    from src.evaluation.evaluate_model import evaluate_module
+    from src.evaluation.wandb_scores import log_scores_to_run
 
     callback = trainer.checkpoint_callback
     best = getattr(callback, "best_model_path", "") or str(run_dir / "checkpoints" / "last.ckpt")
@@ -246,12 +211,3 @@ def evaluate_after_training(trainer: L.Trainer, suite: TestSuite, run_dir: Path)
         if type(lg).__name__ == "WandbLogger":
             log_scores_to_run(lg.experiment, scores, written)
     return scores
-
-
-def _finish_wandb() -> None:
-    try:
-        import wandb
-    except ImportError:  # pragma: no cover - wandb is a dependency
-        return
-    if wandb.run is not None:
-        wandb.finish()

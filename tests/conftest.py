@@ -38,6 +38,8 @@ def compose_cfg(overrides: list[str] | None = None, run_dir: Path | None = None)
     from hydra import compose, initialize_config_dir
     from omegaconf import open_dict
 
+    import src.entry  # noqa: F401  (registers the resolvers conf/ uses)
+
     with initialize_config_dir(config_dir=str(CONF_DIR), version_base="1.3"):
         cfg = compose(config_name="train", overrides=list(overrides or []))
     with open_dict(cfg):

@@ -9,7 +9,8 @@ import pytest
 import torch
 from hydra.utils import instantiate
 
-from src.lit_modules.composer import CompositionError, compose
+from src.errors import CompositionError
+from src.lit_modules.composer import compose
 from src.train_task import build_module
 from tests.conftest import compose_cfg
 

@@ -12,10 +12,12 @@ import numpy as np
 import pytest
 from omegaconf import DictConfig, OmegaConf
 
-from src.datamodules.errors import ConfigError, DataError
-from src.evaluate_task import default_out_dir, evaluate, evaluate_module, read_prediction_file
+from src.checkpoint import load_module
+from src.errors import ConfigError, DataError
+from src.evaluate_task import default_out_dir, evaluate
 from src.evaluation import SUBSET_WEIGHTS, load_test_suite, score_predictions
-from src.predict_task import load_module
+from src.evaluation.evaluate_model import evaluate_module
+from src.evaluation.prediction_file import read_prediction_file
 from tests.conftest import ROOT, shared_file
 from tests.test_predict import ONEHOT, train_tiny
 

@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 from scipy import stats
 
-from src.datamodules.errors import DataError
+from src.errors import DataError
 from src.evaluation import (
     PAIR_SUBSETS,
     SEQUENCE_FILE,

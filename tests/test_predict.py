@@ -11,13 +11,16 @@ import pytest
 import torch
 from omegaconf import OmegaConf
 
+from src.checkpoint import load_module
 from src.datamodules.encoding import encode_array
-from src.datamodules.errors import ConfigError, DataError
 from src.datamodules.processing.base import Processing
 from src.datamodules.processing.onehot import OneHotProcessing
 from src.datamodules.readers import read_sequences
-from src.predict_task import load_module, predict, predict_sequences, prediction_columns
-from src.utils.entry import run_task
+from src.entry import run_task
+from src.errors import ConfigError, DataError
+from src.evaluation.prediction_file import prediction_columns
+from src.inference import predict_sequences
+from src.predict_task import predict
 from tests.conftest import FAST, ROOT, compose_cfg
 
 ONEHOT = [

@@ -13,8 +13,8 @@ from omegaconf import OmegaConf
 
 from src.datamodules.construct import VECTOR_3P, VECTOR_5P
 from src.datamodules.encoding import PAD, decode, encode_array, one_hot
-from src.datamodules.processing.base import LengthPolicyError
 from src.datamodules.processing.bhi import BhiProcessing
+from src.errors import LengthPolicyError
 
 CONF = Path(__file__).resolve().parents[1] / "conf"
 RC = str.maketrans("ACGTN", "TGCAN")

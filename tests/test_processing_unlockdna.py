@@ -11,10 +11,9 @@ from omegaconf import OmegaConf
 
 from src.datamodules.construct import LEFT_ADAPTER, RIGHT_ADAPTER
 from src.datamodules.encoding import N, decode, encode_array
-from src.datamodules.errors import ConfigError
 from src.datamodules.processing import build_processing
-from src.datamodules.processing.base import LengthPolicyError
 from src.datamodules.processing.unlockdna import M, UnlockdnaProcessing, center_offsets
+from src.errors import ConfigError, LengthPolicyError
 
 CONF = Path(__file__).resolve().parents[1] / "conf"
 _RC = str.maketrans("ACGTN", "TGCAN")

@@ -1,6 +1,6 @@
 """Bad input and bad config: one line naming the file, the line and the problem; exit 2; nothing written.
 
-Every case goes through the CLI wrapper :func:`src.utils.entry.run_task` in-process (the entry point
+Every case goes through the CLI wrapper :func:`src.entry.run_task` in-process (the entry point
 minus Hydra's start-up); one real subprocess checks the console of ``python train.py`` end to end.
 The run folder is created empty beforehand, as Hydra does, and must still be empty afterwards.
 """
@@ -20,10 +20,10 @@ import pytest
 from hydra.errors import MissingConfigException
 from omegaconf import OmegaConf
 
-from src.datamodules.errors import DataError
+from src.entry import run_task
+from src.errors import DataError
 from src.predict_task import predict
 from src.train_task import train
-from src.utils.entry import run_task
 from tests.conftest import FAST, ROOT, compose_cfg
 
 TINY = [

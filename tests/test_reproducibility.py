@@ -13,11 +13,11 @@ import torch
 from torchmetrics import PearsonCorrCoef
 
 import src.train_task as train_task
-from src.datamodules.errors import ConfigError
+from src.checkpoint import init_from_checkpoint
+from src.entry import run_task
+from src.errors import ConfigError
 from src.lit_modules.prixfixe_module import PrixFixeModule
 from src.train_task import build_datamodule, build_module, train
-from src.utils.entry import run_task
-from src.utils.init_from import init_from_checkpoint
 from tests.conftest import compose_cfg, tiny_dropout_run
 
 # tiny, with dropout (first=bhi): 2 epochs of 11 steps
@@ -159,7 +159,7 @@ def test_init_from_non_strict_loads_the_blocks_that_match(
     fresh = build_module(compose_cfg(other)).state_dict()
     torch.manual_seed(7)
     module = build_module(compose_cfg(other))
-    with caplog.at_level(logging.INFO, logger="src.utils.init_from"):
+    with caplog.at_level(logging.INFO, logger="src.checkpoint"):
         report = init_from_checkpoint(module, last, strict=False)
     source, now = state(last), module.state_dict()
     assert set(report.skipped_blocks) >= {"net.final"}

@@ -20,7 +20,7 @@ import pytest
 import torch
 
 import src.train_task as train_task
-from src.lit_modules.prixfixe_module import DivergedError
+from src.errors import DivergedError
 from src.train_task import train
 from tests.conftest import ROOT, compose_cfg, tiny_dropout_run
 
@@ -185,7 +185,7 @@ def test_divergence_stops_the_run_and_keeps_earlier_checkpoints(tmp_path: Path) 
 
 def test_a_diverging_single_run_exits_with_one_line(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     """``recipe.lr=1e30``: the loss is inf within two steps; the CLI wrapper prints one line and exits with 3."""
-    from src.utils.entry import run_task
+    from src.entry import run_task
 
     cfg = compose_cfg([*RUN, "recipe.epochs=1", "data.source.n=200", "recipe.lr=1e30"], run_dir=tmp_path)
     with pytest.raises(SystemExit) as exit_info:

@@ -19,21 +19,18 @@ from pathlib import Path
 import pytest
 from omegaconf import OmegaConf
 
-from src.datamodules.errors import ConfigError
-from src.lit_modules.composer import CompositionError
-from src.lit_modules.prixfixe_module import DivergedError
+from src.errors import CompositionError, ConfigError, DivergedError
 from src.sweep import job as sweep_job
 from src.sweep.job import (
-    MAX_DIRNAME,
     JobContext,
     SummarizeCallback,
     check_launch,
     identity_overrides,
     in_multirun,
     run_ledgered,
-    safe_dirname,
 )
 from src.sweep.ledger import LEDGER_NAME, TORN_SUFFIX, append_record, job_key, make_record, read_ledger
+from src.utils.naming import MAX_DIRNAME, safe_dirname
 from tests.conftest import CONF_DIR, ROOT, compose_cfg
 
 BLOCKS = ("autosome", "resnet")

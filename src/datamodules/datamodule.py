@@ -25,10 +25,10 @@ from torch import Tensor
 from torch.utils.data import DataLoader, Dataset, Sampler
 
 from src.datamodules.encoding import encode_array
-from src.datamodules.errors import DataError
-from src.datamodules.processing.base import LengthPolicyError, Processing
+from src.datamodules.processing.base import Processing
 from src.datamodules.readers import Records, report_duplicates
 from src.datamodules.split import assign_folds
+from src.errors import DataError, LengthPolicyError
 
 log = logging.getLogger(__name__)
 

@@ -22,7 +22,7 @@ from pathlib import Path
 import numpy as np
 
 from src.datamodules.encoding import encode_array, find_invalid
-from src.datamodules.errors import DataError
+from src.errors import DataError
 
 log = logging.getLogger(__name__)
 

@@ -20,8 +20,8 @@ from typing import Any
 
 import numpy as np
 
-from src.datamodules.errors import DataError
 from src.datamodules.readers import parse_float
+from src.errors import DataError
 
 SEQUENCE_FILE = "filtered_test_data_with_MAUDE_expression.txt"
 

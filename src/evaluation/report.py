@@ -3,10 +3,7 @@
 from __future__ import annotations
 
 import io
-import json
 import math
-import os
-import uuid
 from pathlib import Path
 from typing import Any
 
@@ -15,31 +12,7 @@ from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 
 from src.evaluation.dream_suite import SUBSET_WEIGHTS, TestSuite, subset_values
-
-
-def _atomic_write_bytes(path: Path, data: bytes) -> None:
-    """Write ``data`` to a temp file next to ``path``, then ``os.replace`` it into place."""
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.{uuid.uuid4().hex[:8]}.tmp")
-    try:
-        with open(tmp, "xb") as handle:  # default permissions (umask), unlike mkstemp's 0600
-            handle.write(data)
-        os.replace(tmp, path)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
-
-
-def _json_safe(obj: Any) -> Any:
-    """Recursively turn NaN / inf into None and numpy scalars into Python ones."""
-    if isinstance(obj, dict):
-        return {str(k): _json_safe(v) for k, v in obj.items()}
-    if isinstance(obj, (list, tuple)):
-        return [_json_safe(v) for v in obj]
-    if isinstance(obj, np.generic):
-        obj = obj.item()
-    if isinstance(obj, float) and not math.isfinite(obj):
-        return None
-    return obj
+from src.utils.io import atomic_write_bytes, atomic_write_text, write_json
 
 
 def _fmt(value: float | None, digits: int = 4) -> str:
@@ -127,17 +100,17 @@ def write_report(
     written: dict[str, Path] = {}
 
     path = out / "scores.json"
-    _atomic_write_bytes(path, (json.dumps(_json_safe(scores), indent=2, allow_nan=False) + "\n").encode("utf-8"))
+    write_json(path, scores)
     written[path.name] = path
 
     path = out / "scores.md"
     text = f"# DREAM test-suite scores\n\nTest folder: `{suite.folder}`\n\n{format_table(scores)}"
-    _atomic_write_bytes(path, text.encode("utf-8"))
+    atomic_write_text(path, text)
     written[path.name] = path
 
     rows = scores.get("subsets", {})
     for name, (kind, pred, meas) in subset_values(suite, predictions).items():
         path = out / f"scatter_{name}.png"
-        _atomic_write_bytes(path, _scatter_png(name, kind, pred, meas, rows.get(name, {})))
+        atomic_write_bytes(path, _scatter_png(name, kind, pred, meas, rows.get(name, {})))
         written[path.name] = path
     return written

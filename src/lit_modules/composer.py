@@ -17,11 +17,7 @@ import torch
 from torch import Tensor, nn
 
 from src.blocks.base import AuxLosses, Batch, count_params, split_output
-from src.datamodules.errors import ConfigError
-
-
-class CompositionError(ConfigError):
-    """A block cannot follow the previous one."""
+from src.errors import CompositionError
 
 
 @dataclass(frozen=True)

@@ -21,9 +21,9 @@ from omegaconf import DictConfig, OmegaConf
 from torch import Tensor
 from torchmetrics import MeanSquaredError, MetricCollection, PearsonCorrCoef, SpearmanCorrCoef
 
-from src.datamodules.errors import ConfigError
 from src.datamodules.processing import build_processing
 from src.datamodules.processing.base import Processing
+from src.errors import ConfigError, DivergedError
 from src.lit_modules.composer import PrixFixeNet, compose
 from src.lit_modules.objectives import Objective
 
@@ -31,10 +31,6 @@ from src.lit_modules.objectives import Objective
 warnings.filterwarnings("ignore", message="Metric `SpearmanCorrcoef` will save all targets")
 
 METRICS = {"pearson": PearsonCorrCoef, "spearman": SpearmanCorrCoef, "mse": MeanSquaredError}
-
-
-class DivergedError(RuntimeError):
-    """The training loss became NaN or infinite."""
 
 
 def _plain(cfg: Any) -> Any:

@@ -1,7 +1,7 @@
 """One job of a resumable sweep: the ledger bookkeeping around a training task in a Hydra multirun.
 
 ``python train.py -m first='glob(*)' core='glob(*)' final='glob(*)'`` runs every combination; in
-multirun mode :func:`src.utils.entry.run_task` hands each job to :func:`run_sweep_job`, which
+multirun mode :func:`src.entry.run_task` hands each job to :func:`run_sweep_job`, which
 
 * derives the job's identity (:func:`src.sweep.ledger.job_key`) from its task overrides, leaving
   out keys that do not change the result (:data:`NON_IDENTITY_KEYS` and the
@@ -21,14 +21,12 @@ when the multirun ends (``python -m src.sweep.summarize <sweep dir>`` does the s
 
 from __future__ import annotations
 
-import hashlib
 import json
 import logging
 import os
 import sys
 import time
 import traceback
-import warnings
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -39,10 +37,10 @@ from hydra.experimental.callback import Callback
 from hydra.types import RunMode
 from omegaconf import DictConfig, OmegaConf, open_dict
 
+from src.errors import CompositionError, ConfigError, DivergedError, LedgerCorruptError, error_line
 from src.sweep.ledger import (
     COMBINATION_KEYS,
     LEDGER_NAME,
-    LedgerCorruptError,
     append_record,
     job_key,
     latest_by_key,
@@ -50,6 +48,7 @@ from src.sweep.ledger import (
     peak_memory_mb,
     read_ledger,
 )
+from src.utils.wandb_offline import finish_run
 
 log = logging.getLogger(__name__)
 
@@ -70,36 +69,6 @@ NON_IDENTITY_KEYS = frozenset(
 )
 NON_IDENTITY_PREFIXES = ("hydra.", "hydra/")
 ERROR_LOG = "error.log"
-MAX_DIRNAME = 180  # bytes of one folder name (file systems allow 255)
-
-
-# ----------------------------------------------------------------------------- job folder names
-
-
-def safe_dirname(text: object) -> str:
-    """A file-system safe, stable folder name for a job's ``override_dirname``.
-
-    ``/`` (from path values) becomes ``%2F``; an empty name becomes ``default``; a name longer
-    than :data:`MAX_DIRNAME` bytes is cut and ends with a hash of the whole name, so it stays unique.
-    Registered as the OmegaConf resolver ``pf.dirname`` (used by ``hydra.sweep.subdir``).
-    """
-    name = str(text or "").replace("%", "%25").replace("/", "%2F").replace("\\", "%5C")
-    if not name:
-        return "default"
-    if name in (".", ".."):
-        return name.replace(".", "%2E")
-    raw = name.encode("utf-8")
-    if len(raw) <= MAX_DIRNAME:
-        return name
-    digest = hashlib.sha1(raw).hexdigest()[:12]
-    head = raw[: MAX_DIRNAME - len(digest) - 1].decode("utf-8", errors="ignore")
-    return f"{head}~{digest}"
-
-
-OmegaConf.register_new_resolver("pf.dirname", safe_dirname, replace=True)
-# conf/hydra/launcher/*.yaml deliberately share their name with the launcher plugin's schema, which
-# Hydra then validates them against (and says so on every composition)
-warnings.filterwarnings("ignore", message=r"\s*'hydra/launcher/\S+' is validated against ConfigStore schema")
 
 
 # ----------------------------------------------------------------------------- job identity
@@ -209,24 +178,8 @@ def job_context(cfg: DictConfig) -> JobContext:
     )
 
 
-def error_line(err: BaseException) -> str:
-    """``"<ExceptionType>: <first line of the message>"``."""
-    from omegaconf.errors import MissingMandatoryValue
-
-    if isinstance(err, MissingMandatoryValue):
-        message = f"missing required config value {err.full_key}"
-    else:
-        lines = [line.strip() for line in str(err).splitlines() if line.strip()]
-        message = lines[0] if lines else ""
-    name = type(err).__name__
-    return f"{name}: {message}" if message else name
-
-
 def classify(err: BaseException) -> str:
     """Ledger status of a job that raised ``err``."""
-    from src.lit_modules.composer import CompositionError
-    from src.lit_modules.prixfixe_module import DivergedError
-
     if isinstance(err, CompositionError):
         return "rejected"
     if isinstance(err, DivergedError):
@@ -274,8 +227,6 @@ def check_launch(cfg: DictConfig) -> None:
     Lightning starts the extra DDP processes by running ``sys.argv`` again, which in a multirun is
     the whole sweep. ``ddp_spawn`` (or SLURM starting one task per device) does not have that problem.
     """
-    from src.datamodules.errors import ConfigError
-
     strategy = str(OmegaConf.select(cfg, "trainer.strategy", default="auto") or "auto")
     if not strategy.startswith("ddp") or any(s in strategy for s in ("spawn", "fork", "notebook")):
         return
@@ -289,18 +240,6 @@ def check_launch(cfg: DictConfig) -> None:
             f"trainer.strategy={strategy} on several devices would re-run the whole sweep in each process; "
             "in a local multirun use trainer.strategy=ddp_spawn (or a SLURM launcher with one task per device)"
         )
-
-
-def _finish_wandb(exit_code: int) -> None:
-    """End a W&B run left open by a failed job, so the next job in this process starts its own."""
-    wandb = sys.modules.get("wandb")
-    if wandb is None:
-        return
-    try:
-        if getattr(wandb, "run", None) is not None:
-            wandb.finish(exit_code=exit_code)
-    except Exception as err:  # pragma: no cover - never let W&B bookkeeping end the sweep
-        log.warning("could not finish the W&B run: %s", err)
 
 
 def _reset_cuda_peak() -> None:
@@ -380,7 +319,7 @@ def run_ledgered(task: Callable[[DictConfig], Any], cfg: DictConfig, ctx: JobCon
         summary = task(cfg)
     except Exception as err:
         seconds = time.time() - started
-        _finish_wandb(exit_code=1)
+        finish_run(exit_code=1)
         status = classify(err)
         message = error_line(err)
         if cfg.get("debug"):
@@ -471,12 +410,10 @@ __all__: Sequence[str] = (
     "SummarizeCallback",
     "check_launch",
     "classify",
-    "error_line",
     "global_rank",
     "identity_overrides",
     "in_multirun",
     "job_context",
     "run_ledgered",
     "run_sweep_job",
-    "safe_dirname",
 )

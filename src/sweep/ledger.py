@@ -20,7 +20,6 @@ import contextlib
 import fcntl
 import json
 import logging
-import math
 import os
 import resource
 import sys
@@ -28,6 +27,9 @@ from collections.abc import Iterable, Mapping
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
+
+from src.errors import LedgerCorruptError
+from src.utils.io import json_safe
 
 log = logging.getLogger(__name__)
 
@@ -38,10 +40,6 @@ COMBINATION_KEYS = ("first", "core", "final")
 TORN_SUFFIX = "\t#torn-record"
 
 PathLike = str | os.PathLike[str]
-
-
-class LedgerCorruptError(ValueError):
-    """A garbled ledger line that is not a torn last record."""
 
 
 def _override_name(name: str) -> str:
@@ -56,7 +54,7 @@ def _format_value(value: object) -> str:
     if isinstance(value, bool) or value is None:
         return json.dumps(value)
     if isinstance(value, (list, tuple, dict)):
-        return json.dumps(_jsonable(value), sort_keys=True, separators=(",", ":"))
+        return json.dumps(json_safe(value), sort_keys=True, separators=(",", ":"))
     return str(value)
 
 
@@ -67,27 +65,6 @@ def job_key(overrides: Mapping[str, object]) -> str:
     'core=bhi,final=resnet,first=autosome,seed=1'
     """
     return ",".join(f"{name}={_format_value(overrides[name])}" for name in sorted(overrides))
-
-
-def _jsonable(obj: Any) -> Any:
-    """A JSON-safe copy of ``obj``: non-finite floats become ``None``, numpy/torch scalars plain numbers."""
-    if isinstance(obj, bool) or obj is None or isinstance(obj, (str, int)):
-        return obj
-    if isinstance(obj, float):
-        return obj if math.isfinite(obj) else None
-    if isinstance(obj, Mapping):
-        return {str(k): _jsonable(v) for k, v in obj.items()}
-    if isinstance(obj, (list, tuple, set, frozenset)):
-        return [_jsonable(v) for v in obj]
-    if isinstance(obj, os.PathLike):
-        return os.fspath(obj)
-    item = getattr(obj, "item", None)  # numpy scalar, 0-d array or one-element tensor
-    if callable(item):
-        try:
-            return _jsonable(item())
-        except (TypeError, ValueError, RuntimeError):
-            pass
-    return str(obj)
 
 
 def make_record(
@@ -107,10 +84,10 @@ def make_record(
     plain = {_override_name(k): v for k, v in overrides.items()}
     return {
         "key": job_key(overrides),
-        "combination": {name: _jsonable(plain.get(name)) for name in COMBINATION_KEYS},
-        "overrides": _jsonable(dict(overrides)),
+        "combination": {name: json_safe(plain.get(name)) for name in COMBINATION_KEYS},
+        "overrides": json_safe(dict(overrides)),
         "status": status,
-        "metrics": _jsonable(dict(metrics or {})),
+        "metrics": json_safe(dict(metrics or {})),
         "params": None if params is None else int(params),
         "seconds": float(seconds),
         "peak_memory_mb": None if peak_memory_mb is None else float(peak_memory_mb),
@@ -124,7 +101,7 @@ def append_record(ledger_path: PathLike, record: Mapping[str, Any]) -> None:
     """Append ``record`` as one JSON line, atomically with respect to other writers."""
     path = Path(ledger_path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    line = json.dumps(_jsonable(record), allow_nan=False, ensure_ascii=False) + "\n"
+    line = json.dumps(json_safe(record), allow_nan=False, ensure_ascii=False) + "\n"
     fd = os.open(path, os.O_RDWR | os.O_APPEND | os.O_CREAT, 0o644)
     try:
         fcntl.flock(fd, fcntl.LOCK_EX)  # released by close

@@ -30,34 +30,23 @@ from typing import Any
 
 import numpy as np
 
+from src.errors import LedgerCorruptError, LedgerError, first_line
 from src.sweep.ledger import (
     COMBINATION_KEYS,
     LEDGER_NAME,
     STATUSES,
-    LedgerCorruptError,
     job_key,
     latest_by_key,
     read_ledger,
 )
+from src.utils.wandb_offline import finish_run, start_run
 
 DEFAULT_METRIC = "val/pearson"
 REPORTED_METRICS = ("val/pearson", "val/spearman", "val/mse")
 LOWER_IS_BETTER = ("mse", "rmse", "mae", "loss")
 ERROR_WIDTH = 100
-WANDB_PROJECT = "prixfixe"
 
 Row = dict[str, Any]
-
-
-class LedgerError(SystemExit):
-    """No usable ledger: exits with status 2 and a message naming the path."""
-
-    def __init__(self, message: str) -> None:
-        super().__init__(2)
-        self.message = message
-
-    def __str__(self) -> str:
-        return self.message
 
 
 def higher_is_better(metric: str) -> bool:
@@ -77,7 +66,7 @@ def _text(value: object) -> str:
     return "" if value is None else str(value)
 
 
-def _finite(values: Iterable[object]) -> list[float]:
+def _finite_numbers(values: Iterable[object]) -> list[float]:
     out = []
     for v in values:
         if isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v):
@@ -95,10 +84,7 @@ def _mean_sd(values: Sequence[float]) -> tuple[float | None, float | None]:
 
 def short_error(error: object, width: int = ERROR_WIDTH) -> str:
     """First meaningful line of an error message, truncated to ``width`` characters."""
-    lines = [line.strip() for line in _text(error).splitlines() if line.strip()]
-    if not lines:
-        return ""
-    line = lines[-1] if lines[0].startswith("Traceback") else lines[0]
+    line = first_line(_text(error))
     return line if len(line) <= width else line[: width - 1] + "…"
 
 
@@ -155,13 +141,13 @@ def build_leaderboard(
         row["n_seeds"] = len(ok)
         row["status"] = _status_summary(str(r.get("status")) for r in runs)
         for m in metrics:
-            values = _finite((r.get("metrics") or {}).get(m) for r in ok)
+            values = _finite_numbers((r.get("metrics") or {}).get(m) for r in ok)
             row[f"{m}_mean"], row[f"{m}_sd"] = _mean_sd(values)
             row[f"{m}_n"] = len(values)
-        params = _finite(r.get("params") for r in ok) or _finite(r.get("params") for r in runs)
+        params = _finite_numbers(r.get("params") for r in ok) or _finite_numbers(r.get("params") for r in runs)
         row["params"] = round(float(np.mean(params))) if params else None
-        row["seconds_mean"] = _mean_sd(_finite(r.get("seconds") for r in (ok or runs)))[0]
-        peaks = _finite(r.get("peak_memory_mb") for r in runs)
+        row["seconds_mean"] = _mean_sd(_finite_numbers(r.get("seconds") for r in (ok or runs)))[0]
+        peaks = _finite_numbers(r.get("peak_memory_mb") for r in runs)
         row["peak_memory_mb_max"] = max(peaks) if peaks else None
         errors = [short_error(r.get("error")) for r in runs if r.get("status") != "ok" and r.get("error")]
         row["error"] = errors[0] if errors else ""
@@ -385,10 +371,8 @@ def log_to_wandb(sweep_dir: Path, rows: Sequence[Row], columns: Sequence[str], h
     """Log the leaderboard table and the heatmaps to a W&B ``summary`` run (offline unless ``WANDB_MODE`` says)."""
     import wandb
 
-    run = wandb.init(
-        mode=os.environ.get("WANDB_MODE", "offline"),
+    run = start_run(
         dir=str(sweep_dir),
-        project=os.environ.get("WANDB_PROJECT", WANDB_PROJECT),
         group=sweep_dir.name,
         job_type="summary",
         name=f"summary-{sweep_dir.name}",
@@ -405,7 +389,7 @@ def log_to_wandb(sweep_dir: Path, rows: Sequence[Row], columns: Sequence[str], h
             run.summary[f"best/{metric}"] = best[f"{metric}_mean"]
         run_dir = Path(run.dir).parent
     finally:
-        wandb.finish()
+        finish_run()
     return run_dir
 
 

@@ -17,7 +17,8 @@ from torch import Tensor
 
 from src.datamodules.construct import UPSTREAM
 from src.datamodules.encoding import PAD, encode_str, one_hot, reverse_complement_onehot
-from src.datamodules.processing.base import LengthPolicyError, Processing
+from src.datamodules.processing.base import Processing
+from src.errors import LengthPolicyError
 
 
 class AutosomeProcessing(Processing):

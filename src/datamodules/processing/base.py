@@ -5,7 +5,7 @@ A processing object has two stages:
 * ``prepare(codes, lengths)`` runs once per data set on the uint8 code matrix
   (see :mod:`src.datamodules.encoding`) and returns a dict of per-sequence numpy
   arrays (at least ``"codes"``), e.g. fixed-length padded codes. It enforces the
-  length policy by raising :class:`LengthPolicyError` with the offending row.
+  length policy by raising :class:`src.errors.LengthPolicyError` with the offending row.
 * ``make_batch(fields, y, view, train, generator)`` runs per batch on tensors
   indexed from those arrays and returns the batch dict: ``"x"`` as float
   ``(B, channels, seq_len)``, ``"y"`` as float ``(B, n_targets)`` on the
@@ -23,15 +23,6 @@ from __future__ import annotations
 import numpy as np
 import torch
 from torch import Tensor
-
-
-class LengthPolicyError(ValueError):
-    """A sequence violates the processing's length policy; ``row`` is its 0-based index."""
-
-    def __init__(self, row: int, problem: str) -> None:
-        self.row = row
-        self.problem = problem
-        super().__init__(problem)
 
 
 class Processing:

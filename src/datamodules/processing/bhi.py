@@ -26,7 +26,8 @@ from torch import Tensor
 
 from src.datamodules.construct import VECTOR_3P, VECTOR_5P
 from src.datamodules.encoding import PAD, encode_str, one_hot, reverse_complement_onehot
-from src.datamodules.processing.base import LengthPolicyError, Processing
+from src.datamodules.processing.base import Processing
+from src.errors import LengthPolicyError
 
 P_RIGHT = 0.333  # first draw: pad on the right only
 P_LEFT = 0.334  # second draw (when not right): pad on the left only; else split

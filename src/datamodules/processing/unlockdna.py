@@ -18,8 +18,8 @@ from torch import Tensor
 from torch.nn import functional as F
 
 from src.datamodules.encoding import COMPLEMENT, N
-from src.datamodules.errors import ConfigError
-from src.datamodules.processing.base import LengthPolicyError, Processing
+from src.datamodules.processing.base import Processing
+from src.errors import ConfigError, LengthPolicyError
 
 M = 5  # mask token; the team's table is A0 C1 G2 T3 N4 M5, the project's codes plus M
 DEPTH = 6  # one-hot channels: A, C, G, T, N, M

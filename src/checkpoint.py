@@ -1,4 +1,11 @@
-"""``init_from``: start a new model from a checkpoint's weights (fine-tuning, transfer between combinations).
+"""Checkpoints: the existence check, ``ckpt_path`` resolution, loading a model, and ``init_from``.
+
+* :func:`checkpoint_file`: the one check (and wording) for a checkpoint path given in a config key.
+* :func:`resolve_ckpt_path`: ``ckpt_path=last`` / ``resume=true`` -> this run folder's ``last.ckpt``.
+* :func:`load_module`: a :class:`PrixFixeModule` rebuilt from a checkpoint alone (its hyperparameters
+  are plain dicts), for prediction and evaluation.
+* :func:`init_from_checkpoint`: start a new model from a checkpoint's weights (fine-tuning,
+  transfer between combinations).
 
 Unlike ``ckpt_path`` (resume the *same* run: weights, optimizer, schedule, epoch), ``init_from`` only
 copies tensors into a freshly composed model, whose combination, processing or data may differ:
@@ -26,11 +33,52 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import torch
+from omegaconf import DictConfig
 from torch import Tensor, nn
 
-from src.datamodules.errors import ConfigError
+from src.errors import ConfigError, DataError, first_line
+from src.lit_modules.prixfixe_module import PrixFixeModule
 
 log = logging.getLogger(__name__)
+
+
+def checkpoint_file(path: str | Path, key: str) -> Path:
+    """``path`` as an existing checkpoint file; otherwise :class:`ConfigError` naming config ``key``."""
+    p = Path(path)
+    if not p.exists():
+        raise ConfigError(f"{key}: checkpoint {p} does not exist")
+    if p.is_dir():
+        raise ConfigError(f"{key}: {p} is a folder, expected a checkpoint file")
+    return p
+
+
+def resolve_ckpt_path(cfg: DictConfig, run_dir: Path) -> str | None:
+    """``ckpt_path=last`` / ``resume=true`` -> this run folder's last.ckpt; a path must exist."""
+    ckpt = cfg.get("ckpt_path")
+    if cfg.get("resume") and not ckpt:
+        ckpt = "last"
+    if not ckpt:
+        return None
+    if ckpt == "last":
+        last = run_dir / "checkpoints" / "last.ckpt"
+        if last.exists():
+            return str(last)
+        log.warning("resume requested but %s does not exist yet: training from scratch", last)
+        return None
+    return str(checkpoint_file(ckpt, "ckpt_path"))
+
+
+def load_module(ckpt_path: str | Path, map_location: str | torch.device = "cpu") -> PrixFixeModule:
+    """Rebuild a :class:`PrixFixeModule` from a checkpoint alone (eval mode); a bad path -> ConfigError."""
+    path = checkpoint_file(ckpt_path, "ckpt_path")
+    try:
+        module = PrixFixeModule.load_from_checkpoint(str(path), map_location=map_location)
+    except (ConfigError, DataError):
+        raise
+    except Exception as err:  # unpickling / missing keys / not a checkpoint: one clear line
+        raise ConfigError(f"ckpt_path: cannot load {path} as a prixfixe checkpoint ({first_line(err)})") from err
+    module.eval()
+    return module
 
 
 @dataclass
@@ -64,16 +112,11 @@ def block_of(name: str) -> str:
 
 def load_state_dict(path: str | Path) -> dict[str, Tensor]:
     """The tensors of a checkpoint (``weights_only=True``); a missing or unreadable file -> ConfigError."""
-    p = Path(path)
-    if not p.exists():
-        raise ConfigError(f"init_from: checkpoint {p} does not exist")
-    if p.is_dir():
-        raise ConfigError(f"init_from: {p} is a folder, expected a checkpoint file")
+    p = checkpoint_file(path, "init_from")
     try:
         obj = torch.load(p, map_location="cpu", weights_only=True)
     except Exception as err:  # not a checkpoint, truncated file, or pickled objects weights_only refuses
-        first = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
-        raise ConfigError(f"init_from: cannot load {p} with torch.load(weights_only=True): {first}") from None
+        raise ConfigError(f"init_from: cannot load {p} with torch.load(weights_only=True): {first_line(err)}") from None
     state = obj.get("state_dict", obj) if isinstance(obj, Mapping) else None
     if not isinstance(state, Mapping) or not state or not all(isinstance(v, Tensor) for v in state.values()):
         raise ConfigError(f"init_from: {p} holds no state_dict of tensors")

@@ -1,0 +1,67 @@
+"""Where the apps start: resolver registration and the wrapper that turns user errors into one line.
+
+``train.py``, ``predict.py`` and ``evaluate.py`` import this module, which registers the resolvers
+(:func:`register_resolvers`) before Hydra composes their config, and run their task through
+:func:`run_task`. Registration happens on import so that every process that runs a job has the
+resolvers before Hydra resolves the job's folder: a joblib (loky) worker only unpickles the entry
+point, whose reference to :func:`run_task` imports this module. Exit statuses come from
+:func:`src.errors.exit_code` (2: bad input data or config; 3: training diverged, ``metrics.json``
+says so). ``debug=true`` raises the exception instead.
+
+In a Hydra multirun (``python train.py -m ...``) each job goes through the sweep ledger instead
+(:func:`src.sweep.job.run_sweep_job`): a finished combination is skipped, a failed one is recorded
+and the sweep goes on.
+"""
+
+from __future__ import annotations
+
+import logging
+import sys
+import warnings
+from collections.abc import Callable
+from typing import Any
+
+from omegaconf import DictConfig, OmegaConf
+
+from src.errors import exit_code, user_message
+from src.sweep.job import in_multirun, run_sweep_job
+from src.utils.naming import combination_of, safe_dirname
+
+log = logging.getLogger(__name__)
+
+
+def _combination(*, _root_: DictConfig) -> str:
+    return combination_of(_root_)
+
+
+def register_resolvers() -> None:
+    """Register the OmegaConf resolvers ``conf/`` uses; call before Hydra composes a config.
+
+    ``${pf.combination:}``: the composed config's ``<first>-<core>-<final>`` name (run folders, W&B
+    run names). ``${pf.dirname:text}``: a file-system safe job folder name (``hydra.sweep.subdir``).
+    Also silences Hydra's note that ``conf/hydra/launcher/*.yaml`` are validated against the launcher
+    plugins' schemas (they share their names on purpose).
+    """
+    OmegaConf.register_new_resolver("pf.combination", _combination, replace=True)
+    OmegaConf.register_new_resolver("pf.dirname", safe_dirname, replace=True)
+    warnings.filterwarnings("ignore", message=r"\s*'hydra/launcher/\S+' is validated against ConfigStore schema")
+
+
+def run_task(task: Callable[[DictConfig], Any], cfg: DictConfig) -> Any:
+    """Run ``task(cfg)``; user errors and divergence exit with one line (unless ``debug=true``).
+
+    In multirun mode the job is run with the sweep ledger and never raises an ``Exception``.
+    """
+    if in_multirun():
+        return run_sweep_job(task, cfg)
+    try:
+        return task(cfg)
+    except Exception as err:
+        code = exit_code(err)
+        if cfg.get("debug") or code is None:
+            raise
+        print(f"error: {user_message(err)}", file=sys.stderr)
+        sys.exit(code)
+
+
+register_resolvers()

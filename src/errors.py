@@ -1,0 +1,108 @@
+"""Every prixfixe exception type, the one-line error text and the exit status of each kind of error.
+
+This module imports nothing from the project and nothing heavy (no torch), so any module, the
+sweep bookkeeping and the entry points can import it cheaply.
+
+Exit statuses of ``train.py`` / ``predict.py`` / ``evaluate.py`` (see :func:`exit_code`):
+:data:`EXIT_USER_ERROR` (2) for bad input data or config, :data:`EXIT_DIVERGED` (3) when
+training diverged.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from omegaconf.errors import MissingMandatoryValue
+
+EXIT_USER_ERROR = 2
+EXIT_DIVERGED = 3
+
+
+class DataError(ValueError):
+    """Bad input data. ``str(err)`` is ``"<file>:<line>: <problem>"`` (line omitted when unknown)."""
+
+    def __init__(self, problem: str, path: str | Path | None = None, line: int | None = None) -> None:
+        self.problem = problem
+        self.path = None if path is None else str(path)
+        self.line = line
+        where = self.path or "<data>"
+        if line is not None:
+            where = f"{where}:{line}"
+        super().__init__(f"{where}: {problem}")
+
+
+class ConfigError(ValueError):
+    """A configuration that cannot work (unknown option, impossible combination, missing file)."""
+
+
+class CompositionError(ConfigError):
+    """A block cannot follow the previous one (raised by the composer, naming blocks and shapes)."""
+
+
+class DivergedError(RuntimeError):
+    """The training loss became NaN or infinite."""
+
+
+class LengthPolicyError(ValueError):
+    """A sequence violates the processing's length policy; ``row`` is its 0-based index."""
+
+    def __init__(self, row: int, problem: str) -> None:
+        self.row = row
+        self.problem = problem
+        super().__init__(problem)
+
+
+class LedgerCorruptError(ValueError):
+    """A garbled sweep-ledger line that is not a torn last record."""
+
+
+class LedgerError(SystemExit):
+    """No usable sweep ledger (missing or empty): exits with status 2 and a message naming the path."""
+
+    def __init__(self, message: str) -> None:
+        super().__init__(EXIT_USER_ERROR)
+        self.message = message
+
+    def __str__(self) -> str:
+        return self.message
+
+
+# errors caused by the user's input or config: one line and EXIT_USER_ERROR instead of a traceback
+USER_ERRORS: tuple[type[BaseException], ...] = (DataError, ConfigError, MissingMandatoryValue, FileNotFoundError)
+
+
+def first_line(error: object) -> str:
+    """The first non-blank line of an error (stripped); for a traceback text, its last line.
+
+    An exception without a message gives its type name; ``None`` or blank text gives ``""``.
+    """
+    lines = [line.strip() for line in ("" if error is None else str(error)).splitlines() if line.strip()]
+    if not lines:
+        return type(error).__name__ if isinstance(error, BaseException) else ""
+    return lines[-1] if lines[0].startswith("Traceback") else lines[0]
+
+
+def user_message(err: BaseException) -> str:
+    """The one line printed for a user error (a missing config value says how to set it)."""
+    if isinstance(err, MissingMandatoryValue):
+        return f"missing required config value {err.full_key} (set it on the command line: {err.full_key}=...)"
+    return first_line(err)
+
+
+def error_line(err: BaseException) -> str:
+    """``"<ExceptionType>: <first line of the message>"`` (the sweep ledger's ``error`` field)."""
+    if isinstance(err, MissingMandatoryValue):
+        message = f"missing required config value {err.full_key}"
+    else:
+        message = first_line(err) if str(err).strip() else ""
+    name = type(err).__name__
+    return f"{name}: {message}" if message else name
+
+
+def exit_code(err: BaseException) -> int | None:
+    """The exit status for ``err``: :data:`EXIT_DIVERGED`, :data:`EXIT_USER_ERROR`, or ``None`` (a bug: re-raise)."""
+    if isinstance(err, DivergedError):
+        return EXIT_DIVERGED
+    if isinstance(err, USER_ERRORS):
+        return EXIT_USER_ERROR
+    return None
