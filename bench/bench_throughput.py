@@ -22,6 +22,7 @@ import torch
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from src.blocks.base import resolve_aux  # noqa: E402
 from src.datamodules.datamodule import BatchRequest, EncodedDataset  # noqa: E402
 from src.datamodules.encoding import encode_array  # noqa: E402
 from src.datamodules.processing import build_processing  # noqa: E402
@@ -79,7 +80,8 @@ def time_steps(module, opt, batch: dict, device: str, bf16: bool, steps: int) ->
     def step() -> None:
         with torch.autocast(device_type=device, dtype=torch.bfloat16, enabled=bf16):
             head, aux = module.net(batch["x"], batch)
-            loss = module.objective.loss(head, batch["y"]) + sum(aux.values(), torch.zeros((), device=device))
+            terms = resolve_aux(aux, module.objective, batch["y"]).values()
+            loss = module.objective.loss(head, batch["y"]) + sum(terms, torch.zeros((), device=device))
         loss.backward()
         opt.step()
         opt.zero_grad(set_to_none=True)

@@ -12,24 +12,32 @@ length produced by the block before it, so no combination is wired by hand:
 ``forward(x, batch)`` receives the activations and, read-only, the batch dict
 (extra keys such as ``tokens`` or ``mask`` for auxiliary losses). It returns
 either the output tensor or ``(output, aux_losses)`` where ``aux_losses`` maps
-a name to a scalar tensor; the LightningModule weights, sums and logs them.
+a name to a scalar tensor; the LightningModule weights, sums and logs them. A
+value may instead be a function ``(objective, y) -> scalar``: the module calls it
+with the final config's objective and the raw targets, so a term such as deep
+supervision scores extra heads with the same loss and target transform as the
+main prediction.
 
 A block may also expose ``prefix_tokens`` (an int): the number of extra
 positions it put in front of the sequence (Unlock_DNA's prediction tokens).
 The composer passes it on to later blocks whose constructor accepts a
 ``prefix_tokens`` argument, as long as no block in between changes the length
 (pooling or strides dissolve the token layout; later blocks then get 0).
+Likewise ``segment_lengths`` (a tuple summing to the output length) says that the
+output is several independent sequences laid end to end along the length axis
+(SYSU's three reading frames, NAD's four pyramid levels); the composer passes it to
+later blocks whose constructor accepts ``segment_lengths`` while the length is kept.
 """
 
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 
 import torch
 from torch import Tensor, nn
 
-AuxLosses = dict[str, Tensor]
+AuxLosses = dict[str, Tensor | Callable[..., Tensor]]
 BlockOutput = Tensor | tuple[Tensor, AuxLosses]
 Batch = Mapping[str, Tensor]
 
@@ -67,6 +75,11 @@ def split_output(out: BlockOutput) -> tuple[Tensor, AuxLosses]:
     return out, {}
 
 
+def resolve_aux(aux: AuxLosses, objective: object, y: Tensor) -> dict[str, Tensor]:
+    """Auxiliary terms as scalars: a callable term is scored with ``(objective, y)``."""
+    return {name: value(objective, y) if callable(value) else value for name, value in aux.items()}
+
+
 def same_padding(kernel_size: int, dilation: int = 1) -> tuple[int, int]:
     """Left/right zero padding of a stride-1 "same" conv (even kernels pad one more on the right)."""
     total = dilation * (kernel_size - 1)
@@ -87,6 +100,18 @@ class SameConv1d(nn.Conv1d):
         if self._asym is not None:
             x = nn.functional.pad(x, self._asym)
         return super().forward(x)
+
+
+def base_codes(x: Tensor) -> Tensor:
+    """``(B, C >= 4, L)`` one-hot -> ``(B, L)`` long codes A 0, C 1, G 2, T 3, N 4.
+
+    A position is a base when exactly one of the first four channels (A, C, G, T in
+    every processing) exceeds 0.5; anything else (N at 0.25 or 1 in every channel,
+    zero padding, a masked base) is N. Token-based blocks derive their tokens with it.
+    """
+    hot = x[:, :4] > 0.5
+    n = torch.full(hot.shape[::2], 4, dtype=torch.long, device=x.device)
+    return torch.where(hot.sum(1) == 1, hot.float().argmax(1), n)
 
 
 def count_params(module: nn.Module) -> int:

@@ -70,6 +70,16 @@ def _accepts(factory: Callable, name: str) -> bool:
     return name in params or any(p.kind is p.VAR_KEYWORD for p in params.values())
 
 
+def _layout(factory: Callable, prefix: int, segments: tuple[int, ...] | None) -> dict:
+    """The sequence layout the previous blocks declared, for a factory that accepts it."""
+    extra: dict = {}
+    if prefix and _accepts(factory, "prefix_tokens"):
+        extra["prefix_tokens"] = prefix
+    if segments and _accepts(factory, "segment_lengths"):
+        extra["segment_lengths"] = segments
+    return extra
+
+
 @torch.no_grad()
 def _probe(block: nn.Module, shape: tuple[int, int]) -> tuple[int, ...]:
     """Output shape (without batch) of one dummy forward in eval mode."""
@@ -108,8 +118,9 @@ def compose(
     shape = (int(in_channels), int(seq_len))
     blocks: dict[str, nn.Module] = {}
     prefix = 0
+    segments: tuple[int, ...] | None = None
     for role, name, factory in (("first", names[0], first), ("core", names[1], core)):
-        extra = {"prefix_tokens": prefix} if prefix and _accepts(factory, "prefix_tokens") else {}
+        extra = _layout(factory, prefix, segments)
         block = _build(role, name, factory, shape, chain, **extra)
         try:
             out = _probe(block, shape)
@@ -122,9 +133,19 @@ def compose(
             prefix = int(block.prefix_tokens)  # this block put prediction tokens in front
         elif out[1] != shape[1]:
             prefix = 0  # a block that changes the length (pooling, strides) dissolves the token layout
+        if getattr(block, "segment_lengths", None):
+            segments = tuple(int(n) for n in block.segment_lengths)  # independent sequences end to end
+            if sum(segments) != out[1]:
+                raise CompositionError(
+                    f"{role} block {name!r} declares segments {segments} but returns length {out[1]}"
+                )
+        elif out[1] != shape[1]:
+            segments = None
         blocks[role] = block
         shape = (int(out[0]), int(out[1]))
-    extra = {"prefix_tokens": prefix} if _accepts(final, "prefix_tokens") else {}
+    extra = _layout(final, prefix, segments)
+    if _accepts(final, "prefix_tokens"):
+        extra["prefix_tokens"] = prefix
     head = _build(
         "final", names[2], final, shape, chain, n_targets=n_targets, outputs_per_target=outputs_per_target, **extra
     )

@@ -11,6 +11,8 @@ objective.outputs_per_target``; the objective gives
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 import torch
 from torch import Tensor, nn
 from torch.nn import functional as F
@@ -72,13 +74,27 @@ class SoftBinObjective(Objective):
 
 
 class RegressionObjective(Objective):
-    """Direct regression: MSE, Huber or L1, optionally on the standardised target.
+    """Direct regression: MSE, Huber or L1, optionally on a transformed target.
 
     With ``standardize`` the training split's mean and sd define ``(y - mean) / sd``
-    for the loss, and predictions are mapped back to the expression scale.
+    for the loss. With ``target_knots`` (pairs ``[y, t]``, ``y`` increasing, ``t``
+    increasing) the target is mapped piecewise-linearly through the knots (the end
+    segments extend beyond them): ``[[0, 0], [22, 1]]`` is Metformin's ``y / 22``,
+    ``[[0, 0], [8, 0.25], [17, 1]]`` NAD's compressed low range. In training,
+    ``target_noise`` adds Normal(0, sd) to the transformed target, then clipped to
+    ``target_clip`` when given (NAD: 0.05 and [0, 1]). Predictions are mapped back
+    to the expression scale.
     """
 
-    def __init__(self, loss: str = "mse", standardize: bool = False, huber_delta: float = 1.0) -> None:
+    def __init__(
+        self,
+        loss: str = "mse",
+        standardize: bool = False,
+        huber_delta: float = 1.0,
+        target_knots: Sequence[Sequence[float]] | None = None,
+        target_noise: float = 0.0,
+        target_clip: Sequence[float] | None = None,
+    ) -> None:
         super().__init__()
         if loss not in {"mse", "huber", "l1"}:
             raise ValueError(f"final.objective.loss must be one of mse, huber, l1 (got {loss!r})")
@@ -88,6 +104,34 @@ class RegressionObjective(Objective):
         self.outputs_per_target = 1
         self.register_buffer("mean", torch.zeros(1))
         self.register_buffer("std", torch.ones(1))
+        self.knots = None
+        if target_knots is not None:
+            knots = torch.tensor([[float(a), float(b)] for a, b in target_knots], dtype=torch.float64)
+            if standardize or len(knots) < 2 or not (knots.diff(dim=0) > 0).all():
+                raise ValueError(
+                    "final.objective.target_knots: needs >= 2 pairs [y, t] increasing in both y and t, "
+                    "and standardize=false"
+                )
+            self.knots = knots
+        if target_noise < 0 or (target_clip is not None and len(target_clip) != 2):
+            raise ValueError("final.objective: target_noise must be >= 0 and target_clip a pair [low, high]")
+        self.target_noise = float(target_noise)
+        self.target_clip = None if target_clip is None else (float(target_clip[0]), float(target_clip[1]))
+
+    @staticmethod
+    def _piecewise(v: Tensor, xs: Tensor, ys: Tensor) -> Tensor:
+        """Piecewise-linear interpolation through ``(xs, ys)``, extrapolating the end segments."""
+        xs, ys = xs.to(v.device, v.dtype), ys.to(v.device, v.dtype)
+        i = (torch.searchsorted(xs.contiguous(), v.contiguous()) - 1).clamp(0, len(xs) - 2)
+        slope = (ys[i + 1] - ys[i]) / (xs[i + 1] - xs[i])
+        return ys[i] + (v - xs[i]) * slope
+
+    def transform(self, y: Tensor) -> Tensor:
+        """Raw targets -> the loss scale (no noise)."""
+        y = y.float()
+        if self.knots is not None:
+            return self._piecewise(y, self.knots[:, 0], self.knots[:, 1])
+        return (y - self.mean) / self.std
 
     def fit(self, y_train: Tensor) -> None:
         if self.standardize:
@@ -97,7 +141,11 @@ class RegressionObjective(Objective):
 
     def loss(self, head: Tensor, y: Tensor) -> Tensor:
         pred = head[..., 0].float()  # (B, T): same shape as the target, no broadcasting
-        target = (y.float() - self.mean) / self.std
+        target = self.transform(y)
+        if self.training and self.target_noise > 0:
+            target = target + self.target_noise * torch.randn_like(target)  # label noise (NAD)
+        if self.training and self.target_clip is not None:
+            target = target.clamp(*self.target_clip)
         if self.loss_name == "mse":
             return F.mse_loss(pred, target)
         if self.loss_name == "huber":
@@ -105,8 +153,13 @@ class RegressionObjective(Objective):
         return F.l1_loss(pred, target)
 
     def predict(self, head: Tensor) -> Tensor:
+        if self.knots is not None:
+            return self._piecewise(head[..., 0].float(), self.knots[:, 1], self.knots[:, 0])
         return head[..., 0].float() * self.std + self.mean
 
     def describe(self) -> str:
-        scale = "standardised target" if self.standardize else "raw target"
+        if self.knots is not None:
+            scale = "target mapped through knots " + str([[float(a), float(b)] for a, b in self.knots.tolist()])
+        else:
+            scale = "standardised target" if self.standardize else "raw target"
         return f"{self.loss_name} on the {scale}"

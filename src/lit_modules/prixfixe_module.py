@@ -19,8 +19,10 @@ import torch
 from hydra.utils import instantiate
 from omegaconf import DictConfig, OmegaConf
 from torch import Tensor
+from torch.optim.lr_scheduler import ReduceLROnPlateau
 from torchmetrics import MeanSquaredError, MetricCollection, PearsonCorrCoef, SpearmanCorrCoef
 
+from src.blocks.base import resolve_aux
 from src.datamodules.processing import build_processing
 from src.datamodules.processing.base import Processing
 from src.errors import ConfigError, DivergedError
@@ -119,7 +121,8 @@ class PrixFixeModule(L.LightningModule):
             loss = 0.5 * (loss + self.objective.loss(head_rc, y))
         total = loss
         weights = self.hparams.aux_weights or {}
-        for name, value in aux.items():
+        # a callable term is scored with the final config's own objective (deep supervision)
+        for name, value in resolve_aux(aux, self.objective, y).items():
             weight = float(weights.get(name, weights.get(name.split("/")[-1], 1.0)))
             total = total + weight * value
             self.log(f"train/aux_{name.replace('/', '_')}", value, on_step=True, on_epoch=True, batch_size=len(y))
@@ -168,6 +171,9 @@ class PrixFixeModule(L.LightningModule):
             return {"optimizer": optimizer}
         total = int(self.trainer.estimated_stepping_batches)
         scheduler = instantiate(recipe["scheduler"])(optimizer, total_steps=total, lr=lr)
+        if isinstance(scheduler, ReduceLROnPlateau):  # reacts to a validation metric: once per epoch
+            config = {"scheduler": scheduler, "interval": "epoch", "frequency": 1, "monitor": scheduler.monitor}
+            return {"optimizer": optimizer, "lr_scheduler": config}
         return {"optimizer": optimizer, "lr_scheduler": {"scheduler": scheduler, "interval": "step", "frequency": 1}}
 
     def describe(self) -> str:

@@ -3,6 +3,8 @@
 Every factory has the signature ``(optimizer, total_steps, lr, **options)`` so a
 recipe's ``scheduler`` partial never needs per-recipe wiring; ``total_steps`` is
 the real number of optimizer steps of the run (``trainer.estimated_stepping_batches``).
+The exception is :func:`plateau`, which reacts to a validation metric and is
+therefore stepped once per epoch (the module reads its ``monitor`` attribute).
 """
 
 from __future__ import annotations
@@ -10,7 +12,7 @@ from __future__ import annotations
 import math
 
 from torch.optim import Optimizer
-from torch.optim.lr_scheduler import CosineAnnealingLR, LambdaLR, LRScheduler, OneCycleLR
+from torch.optim.lr_scheduler import CosineAnnealingLR, LambdaLR, LRScheduler, OneCycleLR, ReduceLROnPlateau
 
 
 def one_cycle(
@@ -70,3 +72,34 @@ def constant(optimizer: Optimizer, total_steps: int, lr: float) -> LRScheduler:
         group["lr"] = lr
         group["initial_lr"] = lr
     return LambdaLR(optimizer, lambda step: 1.0)
+
+
+def linear(optimizer: Optimizer, total_steps: int, lr: float, end_factor: float = 0.01) -> LRScheduler:
+    """NAD: ``lr`` decays linearly to ``lr * end_factor`` at the last step (the team stepped it per epoch)."""
+    for group in optimizer.param_groups:
+        group["lr"] = lr
+        group["initial_lr"] = lr
+    last = max(int(total_steps) - 1, 1)
+    return LambdaLR(optimizer, lambda step: 1.0 + (end_factor - 1.0) * min(step, last) / last)
+
+
+def plateau(
+    optimizer: Optimizer,
+    total_steps: int,
+    lr: float,
+    monitor: str = "val/loss",
+    mode: str = "min",
+    factor: float = 0.1,
+    patience: int = 10,
+    min_lr: float = 0.0,
+) -> ReduceLROnPlateau:
+    """Camformers / SYSU: multiply the lr by ``factor`` after ``patience`` epochs without improvement of ``monitor``.
+
+    Stepped once per epoch on the logged ``monitor`` value (``mode`` min or max); the
+    returned scheduler carries ``monitor`` for the module.
+    """
+    for group in optimizer.param_groups:
+        group["lr"] = lr
+    scheduler = ReduceLROnPlateau(optimizer, mode=mode, factor=factor, patience=patience, min_lr=min_lr)
+    scheduler.monitor = monitor  # type: ignore[attr-defined]
+    return scheduler
