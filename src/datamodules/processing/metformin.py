@@ -1,0 +1,59 @@
+"""Metformin-121 processing: one-hot reads right-aligned, zero padding on the 5' side."""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+from torch import Tensor
+
+from src.datamodules.encoding import PAD, one_hot, reverse_complement_onehot
+from src.datamodules.processing.base import LengthPolicyError, Processing
+
+
+class LeftPadOneHotProcessing(Processing):
+    """One-hot A/C/G/T, ``x`` is ``(B, 4, seq_len)`` with every read ending at the last position.
+
+    Shorter reads are padded with zeros on the left (5'); a read longer than
+    ``seq_len`` is an error (nothing is cut). N is ``n_value`` in all four channels
+    (the team: 1). The team's channel order T, C, G, A is a relabelling of the
+    channels, equivalent for a learned first layer, so the common A, C, G, T is used.
+    """
+
+    name = "metformin"
+
+    def __init__(self, seq_len: int = 142, n_value: float = 1.0, rc_average: bool = False) -> None:
+        self.seq_len = int(seq_len)
+        self.channels = 4
+        self.n_value = float(n_value)
+        self.rc_average = bool(rc_average)
+
+    def prepare(self, codes: np.ndarray, lengths: np.ndarray) -> dict[str, np.ndarray]:
+        long = np.flatnonzero(lengths > self.seq_len)
+        if long.size:
+            row = int(long[0])
+            raise LengthPolicyError(
+                row, f"sequence of {lengths[row]} nt is longer than processing.seq_len={self.seq_len} (nothing is cut)"
+            )
+        n, width = codes.shape
+        out = np.full((n, self.seq_len), PAD, dtype=np.uint8)
+        # column j of a read goes to column seq_len - length + j: right-aligned
+        cols = np.arange(width)[None, :]
+        valid = cols < lengths[:, None]
+        dest = self.seq_len - lengths[:, None] + cols
+        rows = np.broadcast_to(np.arange(n)[:, None], (n, width))
+        out[rows[valid], dest[valid]] = codes[valid]
+        return {"codes": out}
+
+    def make_batch(
+        self,
+        fields: dict[str, Tensor],
+        y: Tensor,
+        view: Tensor,
+        train: bool,
+        generator: torch.Generator | None = None,
+    ) -> dict[str, Tensor]:
+        return {"x": one_hot(fields["codes"], self.n_value), "y": y}
+
+    def reverse_complement(self, x: Tensor) -> Tensor:
+        """Both strands of the encoding (the read then starts at position 0; used only for averaging)."""
+        return reverse_complement_onehot(x)
