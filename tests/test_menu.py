@@ -1,9 +1,10 @@
-"""The paper's menu: all 4 x 4 x 4 combinations with every processing, DREAM presets, recipe schedules."""
+"""The menu: every first x core x final combination (families read from conf/first), presets, recipe schedules."""
 
 from __future__ import annotations
 
 import itertools
 import math
+import random
 import warnings
 from pathlib import Path
 
@@ -11,27 +12,50 @@ import pytest
 import torch
 from hydra.utils import instantiate
 
+from src.blocks.base import count_params
 from src.datamodules.encoding import encode_array
 from src.train_task import build_module
-from tests.conftest import compose_cfg
+from tests.conftest import CONF_DIR, compose_cfg
 
-TEAMS = ["autosome", "bhi", "resnet", "unlockdna"]
+# the block families: one conf/first/<team>.yaml each, so a new family is never left out of these tests
+TEAMS = sorted(p.stem for p in (CONF_DIR / "first").glob("*.yaml"))
+PROCESSINGS = sorted(p.stem for p in (CONF_DIR / "processing").glob("*.yaml"))
+COMBINATIONS = list(itertools.product(TEAMS, TEAMS, TEAMS))
 # per-option overrides that keep every block's structure but make it tiny (CPU, seconds)
 SHRINK = {
     ("first", "autosome"): ["first.block.out_channels=16"],
     ("first", "resnet"): ["first.block.out_channels=16"],
     ("first", "bhi"): ["first.block.out_channels=16"],
     ("first", "unlockdna"): ["first.block.d_model=16", "first.block.n_tokens=4"],
+    ("first", "camformers"): ["first.block.out_channels=16"],
+    ("first", "nad"): ["first.block.d_model=16"],
+    ("first", "sysu"): ["first.block.d_model=16"],
+    ("first", "metformin"): ["first.block.hidden=8"],
     ("core", "autosome"): ["core.block.stage_widths=[16,16]"],
     ("core", "resnet"): ["core.block.widths=[16,16,16,16]", "core.block.depths=[1,1,1,1]"],
     ("core", "bhi"): ["core.block.hidden=8", "core.block.out_channels=16"],
     ("core", "unlockdna"): ["core.block.n_layers=1", "core.block.n_heads=2"],
+    ("core", "camformers"): ["core.block.channels=16"],
+    ("core", "nad"): ["core.block.widths=[16,16,16,16]", "core.block.fpn_channels=16"],
+    ("core", "sysu"): ["core.block.n_layers=1", "core.block.n_heads=2"],
+    ("core", "metformin"): ["core.block.hidden=8", "core.block.n_layers=1"],
     ("final", "autosome"): [],
     ("final", "resnet"): [],
     ("final", "bhi"): ["final.block.hidden=[8,8]"],
     ("final", "unlockdna"): [],
+    ("final", "camformers"): ["final.block.hidden=[8,8]"],
+    ("final", "nad"): [
+        "final.block.depths=[1,1,1,1]",
+        "final.block.heads=2",
+        "final.block.dim_head=8",
+        "final.block.deep_supervision=true",
+    ],
+    ("final", "sysu"): ["final.block.mlm=true"],
+    ("final", "metformin"): [],
 }
-SHORT = {"autosome": 40, "bhi": 40, "onehot": 40}
+# processings whose length can be cut for speed (the others have fixed team layouts)
+SHORT = {"autosome": 40, "bhi": 40, "onehot": 40, "camformers": 40, "metformin": 100, "sysu": 160}
+SAMPLE = random.Random(15).sample(COMBINATIONS, 24)  # the fast suite's share of the cross product
 
 
 def combo_cfg(first: str, core: str, final: str, processing: str, extra: list[str] | None = None):
@@ -39,6 +63,8 @@ def combo_cfg(first: str, core: str, final: str, processing: str, extra: list[st
     overrides += SHRINK["first", first] + SHRINK["core", core] + SHRINK["final", final]
     if processing in SHORT:
         overrides.append(f"processing.seq_len={SHORT[processing]}")
+    if processing == "sysu":
+        overrides += ["processing.flank=20", "processing.mask_ratio=0.15"]  # masked-token term exercised
     return compose_cfg(overrides + list(extra or []))
 
 
@@ -54,9 +80,8 @@ def random_batch(module, n: int = 3) -> dict[str, torch.Tensor]:
     return proc.make_batch(fields, y, view, train=True, generator=g)
 
 
-@pytest.mark.parametrize("processing", ["autosome", "bhi"])
-@pytest.mark.parametrize(("first", "core", "final"), list(itertools.product(TEAMS, TEAMS, TEAMS)))
-def test_all_64_combinations_take_an_optimizer_step(first: str, core: str, final: str, processing: str) -> None:
+def optimizer_step(first: str, core: str, final: str, processing: str) -> None:
+    """Compose the tiny combination, take one training step (forward, backward, update) on 3 reads."""
     module = build_module(combo_cfg(first, core, final, processing, ["recipe.rc_conjoined=true"]))
     batch = random_batch(module)
     optimizer = torch.optim.AdamW(module.parameters(), lr=1e-3)
@@ -70,10 +95,36 @@ def test_all_64_combinations_take_an_optimizer_step(first: str, core: str, final
     optimizer.step()
 
 
-@pytest.mark.parametrize("processing", ["unlockdna", "onehot"])
-@pytest.mark.parametrize(("first", "core", "final"), list(itertools.product(TEAMS, TEAMS, TEAMS)))
-def test_all_64_combinations_compose_with_the_other_processings(first, core, final, processing) -> None:
-    module = build_module(combo_cfg(first, core, final, processing)).eval()
+def test_team_lists_come_from_the_configs() -> None:
+    assert len(TEAMS) >= 8 and {"autosome", "camformers", "metformin", "nad", "sysu"} <= set(TEAMS)
+    for group in ("core", "final"):
+        assert sorted(p.stem for p in (CONF_DIR / group).glob("*.yaml")) == TEAMS  # every family has all three
+    assert set(SHRINK) == {(role, team) for role in ("first", "core", "final") for team in TEAMS}
+    assert len(SAMPLE) == len(set(SAMPLE)) == 24
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize(("first", "core", "final"), COMBINATIONS)
+def test_every_combination_takes_an_optimizer_step(first: str, core: str, final: str) -> None:
+    """All 8 x 8 x 8 = 512 (the families found in conf/first) under autosome processing (about 6 min on 1 core)."""
+    optimizer_step(first, core, final, "autosome")
+
+
+@pytest.mark.parametrize(("first", "core", "final"), SAMPLE)
+def test_sampled_combinations_take_an_optimizer_step(first: str, core: str, final: str) -> None:
+    optimizer_step(first, core, final, "autosome")
+
+
+@pytest.mark.parametrize("processing", PROCESSINGS)
+@pytest.mark.parametrize(("first", "core", "final"), SAMPLE[:6])
+def test_sampled_combinations_take_a_step_with_every_processing(first, core, final, processing) -> None:
+    optimizer_step(first, core, final, processing)
+
+
+@pytest.mark.parametrize("team", TEAMS)
+@pytest.mark.parametrize("processing", PROCESSINGS)
+def test_each_family_follows_every_processing(team: str, processing: str) -> None:
+    module = build_module(combo_cfg(team, team, team, processing)).eval()
     with torch.no_grad():
         assert module(random_batch(module)["x"]).shape == (3, 1)
 
@@ -87,11 +138,16 @@ def test_all_64_combinations_compose_with_the_other_processings(first, core, fin
         ("autosome", 1_725_122),
         ("bhi", 6_875_137),
         ("resnet", 12_209_857),
+        ("camformers", 16_611_073),
+        ("nad", 14_307_916),  # the team's 14,176,716 + the learned 5-mer embedding (131,200) that GloVe kept frozen
+        ("sysu", 10_051_073),
+        ("metformin", 565_377),  # trainable; Keras' 565,633 adds BatchNorm's moving statistics
     ],
 )
 def test_presets_report_published_parameter_counts(experiment: str, params: int) -> None:
     module = build_module(compose_cfg([f"experiment={experiment}", "logger=none"]))
-    assert sum(p.numel() for p in module.parameters() if p.requires_grad) == params
+    assert count_params(module) == params
+    assert module.describe().splitlines()[-1] == f"params: {params}"  # what dry_run=true prints
 
 
 def test_dream_attn_runs_four_heads_as_published() -> None:
@@ -146,3 +202,38 @@ def test_autosome_one_cycle_matches_closed_form() -> None:
     steps = [0, 100, 299, 600, total - 1]
     for got, t in zip(_lrs("autosome", total, steps), steps):
         assert got == pytest.approx(expected(t), rel=1e-6)
+
+
+@pytest.mark.parametrize("recipe", ["camformers", "sysu"])
+def test_plateau_recipes_step_on_the_validation_metric(recipe: str, tmp_path: Path) -> None:
+    """ReduceLROnPlateau (Camformers: val/loss, min; SYSU: val/pearson, max) runs per epoch inside Lightning."""
+    from src.train_task import train
+    from tests.conftest import FAST
+
+    cfg = compose_cfg(
+        [*FAST, f"recipe={recipe}", "recipe.epochs=2", "recipe.scheduler.patience=0", "recipe.scheduler.factor=0.5"]
+        + SHRINK["first", "autosome"]
+        + SHRINK["core", "autosome"],
+        run_dir=tmp_path,
+    )
+    summary = train(cfg)
+    assert summary["epochs"] == 2 and math.isfinite(summary["metrics"]["val/loss"])
+
+
+def test_deep_supervision_adds_the_level_losses() -> None:
+    torch.manual_seed(0)
+    overrides = ["final.block.deep_supervision=false"]
+    plain = build_module(combo_cfg("resnet", "nad", "nad", "autosome", overrides))
+    deep = build_module(combo_cfg("resnet", "nad", "nad", "autosome"))
+    deep.load_state_dict(plain.state_dict())
+    batch = random_batch(plain)
+    losses = []
+    for module in (plain, deep):
+        module.train()
+        torch.manual_seed(1)  # the same label noise in both
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            losses.append(module.training_step(batch, 0))
+    _, aux = deep.net(batch["x"], batch)
+    assert set(aux) == {"final/deep"}
+    assert losses[1] > losses[0]

@@ -152,3 +152,25 @@ def test_wandb_offline_logs_table_and_heatmaps(tmp_path: Path, monkeypatch: pyte
     tables = list(run_dir.glob("files/media/table/leaderboard_*.table.json"))
     assert tables, sorted(str(p.relative_to(run_dir)) for p in run_dir.rglob("*"))
     assert list(run_dir.glob("files/media/images/heatmap/*.png"))
+
+
+def test_eight_family_heatmap_wraps_into_two_rows_of_four_panels(tmp_path: Path) -> None:
+    """A 512-combination menu: 8 panels of 8 x 8, laid out 2 x 4 with every cell labelled."""
+    from src.sweep.summarize import heatmap_figure
+
+    teams = [f"team{i}" for i in range(8)]
+    rows = [
+        {"first": f, "core": c, "final": h, "val/pearson_mean": 0.5 + 0.001 * i, "error": ""}
+        for i, (f, c, h) in enumerate(itertools.product(teams, teams, teams))
+    ]
+    fig = heatmap_figure(rows, "val/pearson", teams, teams, teams, "menu", 0.5, 1.0)
+    panels = [ax for ax in fig.axes if ax.get_visible() and ax.get_title().startswith("final = ")]
+    assert len(panels) == 8
+    assert len({round(ax.get_position().y0, 3) for ax in panels}) == 2  # two rows
+    assert len({round(ax.get_position().x0, 3) for ax in panels}) == 4  # of four panels
+    assert all(len(ax.texts) == 64 for ax in panels)
+    width, height = fig.get_size_inches()
+    assert width < 40 and height < 15
+    path = tmp_path / "menu.png"
+    fig.savefig(path, dpi=150)
+    assert path.read_bytes()[:8] == PNG_MAGIC

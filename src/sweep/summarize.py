@@ -45,6 +45,7 @@ DEFAULT_METRIC = "val/pearson"
 REPORTED_METRICS = ("val/pearson", "val/spearman", "val/mse")
 LOWER_IS_BETTER = ("mse", "rmse", "mae", "loss")
 ERROR_WIDTH = 100
+PANELS_PER_ROW = 4  # heatmap panels (one per final block) per figure row
 
 Row = dict[str, Any]
 
@@ -281,17 +282,28 @@ def heatmap_figure(
     vmin: float,
     vmax: float,
 ):
-    """A figure with one first x core panel per final block and a shared colorbar."""
+    """A figure with one first x core panel per final block and a shared colorbar.
+
+    Panels wrap after ``PANELS_PER_ROW`` finals, so an 8-family menu gives two rows of
+    four 8 x 8 panels instead of one very wide row.
+    """
     import matplotlib
     from matplotlib.figure import Figure  # no pyplot: no global backend switch, PNGs render with Agg
 
     cells = {(r["first"], r["core"], r["final"]): r for r in rows}
     # bright = better, whatever the metric's direction; grey = no value
     cmap = matplotlib.colormaps["viridis" if higher_is_better(metric) else "viridis_r"].with_extremes(bad="0.82")
-    width = len(finals) * (1.0 + 0.85 * len(cores)) + 1.6
-    height = 1.9 + 0.5 * len(firsts)
+    ncols = min(len(finals), PANELS_PER_ROW)
+    nrows = math.ceil(len(finals) / ncols)
+    cell = 0.85 if len(cores) <= 5 else 0.7  # inches per cell; 8 x 8 panels stay legible at 150 dpi
+    font = 9 if len(cores) <= 5 else 8
+    width = ncols * (1.0 + cell * len(cores)) + 1.6
+    height = 1.2 + nrows * (0.9 + 0.5 * len(firsts))
     fig = Figure(figsize=(max(width, 5.0), max(height, 3.0)), layout="constrained")
-    axes = fig.subplots(1, len(finals), squeeze=False, sharey=True)[0]
+    grid_axes = fig.subplots(nrows, ncols, squeeze=False, sharey=True)
+    axes = list(grid_axes.flat)[: len(finals)]
+    for spare in list(grid_axes.flat)[len(finals) :]:
+        spare.set_visible(False)  # an incomplete last row
     image = None
     any_partial = False
     for ax, final in zip(axes, finals):
@@ -315,7 +327,7 @@ def heatmap_figure(
                 shade = float(norm(value))
                 dark = shade < 0.55 if higher_is_better(metric) else shade > 0.45
                 label = f"{value:.2f}" + ("*" if partial else "")
-                ax.text(j, i, label, ha="center", va="center", fontsize=9, color="white" if dark else "black")
+                ax.text(j, i, label, ha="center", va="center", fontsize=font, color="white" if dark else "black")
         ax.set_title(f"final = {_text(final) or '?'}", fontsize=11)
         ax.set_xticks(range(len(cores)), [_text(c) or "?" for c in cores], rotation=35, ha="right")
         ax.set_yticks(range(len(firsts)), [_text(f) or "?" for f in firsts])
@@ -324,9 +336,10 @@ def heatmap_figure(
         ax.set_yticks(np.arange(-0.5, len(firsts)), minor=True)
         ax.grid(which="minor", color="white", linewidth=1.5)
         ax.tick_params(which="minor", length=0)
-    axes[0].set_ylabel("first block")
+    for row_axes in grid_axes:
+        row_axes[0].set_ylabel("first block")
     if image is not None:
-        fig.colorbar(image, ax=list(axes), label=f"mean {metric}", shrink=0.9)
+        fig.colorbar(image, ax=axes, label=f"mean {metric}", shrink=0.9)
     note = "x = failed / not run" + ("; * = some seeds failed" if any_partial else "")
     fig.suptitle(f"{title}\n{note}", fontsize=12)
     return fig
