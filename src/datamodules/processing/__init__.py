@@ -1,4 +1,4 @@
-"""Team data processing (autosome, bhi, unlockdna, onehot); see :mod:`.base` for the contract."""
+"""Team data processing (autosome, bhi, unlockdna, camformers, nad, sysu, metformin, onehot); see :mod:`.base`."""
 
 from __future__ import annotations
 
