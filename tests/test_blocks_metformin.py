@@ -13,7 +13,7 @@ from src.blocks.base import count_params
 from src.blocks.metformin import AttentionWithContext, MetforminCore, MetforminFinal, MetforminFirst
 from src.datamodules.encoding import decode, encode_array
 from src.datamodules.processing import build_processing
-from src.datamodules.processing.base import LengthPolicyError
+from src.errors import LengthPolicyError
 
 CONF = Path(__file__).resolve().parents[1] / "conf"
 

@@ -7,7 +7,8 @@ import torch
 from torch import Tensor
 
 from src.datamodules.encoding import PAD, one_hot, reverse_complement_onehot
-from src.datamodules.processing.base import LengthPolicyError, Processing
+from src.datamodules.processing.base import Processing
+from src.errors import LengthPolicyError
 
 
 class LeftPadOneHotProcessing(Processing):

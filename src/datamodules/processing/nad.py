@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from src.datamodules.errors import ConfigError
 from src.datamodules.processing.onehot import OneHotProcessing
+from src.errors import ConfigError
 
 
 class WindowOneHotProcessing(OneHotProcessing):

@@ -8,8 +8,8 @@ from torch import Tensor
 
 from src.datamodules.construct import VECTOR_3P, VECTOR_5P
 from src.datamodules.encoding import PAD, N, encode_str, one_hot, reverse_complement_onehot
-from src.datamodules.errors import ConfigError
-from src.datamodules.processing.base import LengthPolicyError, Processing
+from src.datamodules.processing.base import Processing
+from src.errors import ConfigError, LengthPolicyError
 
 
 class FlankedOneHotProcessing(Processing):
