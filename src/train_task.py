@@ -10,8 +10,10 @@ and the module reseeds its random draws at every epoch start, so a run killed at
 point and resumed with ``ckpt_path=last`` / ``resume=true`` (same run folder) ends with
 the metrics of an uninterrupted one; :class:`EpochStream` makes both hold in Lightning.
 
-Outcome: ``metrics.json`` records ``"status": "ok"``, or ``"diverged"`` when the loss
-became NaN/inf (then :class:`DivergedError` is raised; the checkpoints written before stay).
+Outcome: ``metrics.json`` records ``"status": "ok"``, ``"collapsed"`` when the last validation
+predicted a constant (zero spread or undefined Pearson r; the run itself completed), or
+``"diverged"`` when the loss became NaN/inf (then :class:`DivergedError` is raised; the
+checkpoints written before stay).
 """
 
 from __future__ import annotations
@@ -160,7 +162,7 @@ def train(cfg: DictConfig) -> dict[str, Any]:
         finish_run()
     ckpt_cb = trainer.checkpoint_callback
     summary = {
-        "status": "ok" if error is None else "diverged",
+        "status": "diverged" if error is not None else "collapsed" if module.collapsed else "ok",
         "combination": name,
         "first": cfg.first.name,
         "core": cfg.core.name,
@@ -186,6 +188,11 @@ def train(cfg: DictConfig) -> dict[str, Any]:
     summary = json_safe(summary)  # NaN/inf metrics (a diverged run) become null
     write_json(run_dir / "metrics.json", summary)
     log.info("metrics written to %s", run_dir / "metrics.json")
+    if summary["status"] == "collapsed":
+        log.warning(
+            "collapsed: the last validation predicted a constant (Pearson undefined); %s has status collapsed",
+            run_dir / "metrics.json",
+        )
     if error is not None:
         kept = sorted(p.name for p in (run_dir / "checkpoints").glob("*.ckpt")) if ckpt_cb is not None else []
         raise DivergedError(

@@ -16,7 +16,7 @@ from dataclasses import dataclass
 import torch
 from torch import Tensor, nn
 
-from src.blocks.base import AuxLosses, Batch, count_params, split_output
+from src.blocks.base import AuxLosses, Batch, BlockOutput, count_params, split_output
 from src.errors import CompositionError
 
 
@@ -45,7 +45,11 @@ class PrixFixeNet(nn.Module):
     def forward(self, x: Tensor, batch: Batch | None = None) -> tuple[Tensor, AuxLosses]:
         aux: AuxLosses = {}
         for role in ("first", "core", "final"):
-            x, block_aux = split_output(getattr(self, role)(x, batch))
+            block = getattr(self, role)
+            if role == "final":
+                x, block_aux = split_output(run_in_param_precision(block, x, batch))
+            else:
+                x, block_aux = split_output(block(x, batch))
             # prefix each auxiliary term with its block role: "final/recon"
             aux.update({f"{role}/{k}": v for k, v in block_aux.items()})
         return x, aux
@@ -60,6 +64,25 @@ class PrixFixeNet(nn.Module):
         lines.insert(1, "  ".join("-" * w for w in widths))
         lines.append(f"params: {count_params(self)}")
         return "\n".join(lines)
+
+
+def run_in_param_precision(block: nn.Module, x: Tensor, batch: Batch | None) -> BlockOutput:
+    """Run ``block`` with autocast off, on ``x`` cast to the block's parameter dtype.
+
+    Under mixed precision (``bf16-mixed``/``16-mixed``) the parameters stay float32, so
+    the final block (and the objective after it) computes in float32. A bf16 head output
+    on the expression scale (about 10) is rounded to steps of 0.0625, which flattens the
+    small prediction differences of a young model to a few values or to a constant.
+    Without autocast (``32-true``, ``bf16-true``) this is the plain call: same numbers,
+    no extra work, no host synchronisation.
+    """
+    device_type = x.device.type
+    if not torch.is_autocast_enabled(device_type):
+        return block(x, batch)
+    param = next(block.parameters(), None)
+    dtype = param.dtype if param is not None and param.is_floating_point() else torch.float32
+    with torch.autocast(device_type, enabled=False):
+        return block(x.to(dtype), batch)
 
 
 def _accepts(factory: Callable, name: str) -> bool:

@@ -46,6 +46,21 @@ def build_metrics(names: list[str], n_targets: int) -> MetricCollection:
     return MetricCollection({n: METRICS[n](num_outputs=n_targets) for n in names})
 
 
+def is_collapsed(lo: Tensor, hi: Tensor, pearson: Tensor | None = None, rel_tol: float = 1e-6) -> bool:
+    """Whether validation predictions are constant: for some target, ``max - min`` is within
+    ``rel_tol`` of the prediction's magnitude, or its Pearson r is undefined (NaN/inf).
+
+    ``lo``/``hi`` are the per-target minimum and maximum over the validation epoch. One host
+    read per validation epoch; an epoch that saw no prediction (``lo`` still inf) is not collapsed.
+    """
+    seen = torch.isfinite(lo) & torch.isfinite(hi)
+    scale = torch.maximum(lo.abs(), hi.abs()).clamp_min(1.0)
+    constant = seen & ((hi - lo) <= rel_tol * scale)
+    if pearson is not None:
+        constant = constant | (seen & ~torch.isfinite(pearson.float().reshape(-1).to(lo.device)))
+    return bool(constant.any())
+
+
 class PrixFixeModule(L.LightningModule):
     """first -> core -> final with the final config's objective and the recipe's optimisation."""
 
@@ -91,6 +106,10 @@ class PrixFixeModule(L.LightningModule):
         metric_names = list(hp.final.get("metrics") or ["pearson", "spearman", "mse"])
         self.val_metrics = build_metrics(metric_names, hp.n_targets).clone(prefix="val/")
         self._nonfinite = torch.zeros((), dtype=torch.bool)
+        # per-target range of this validation epoch's predictions (on device; read once at the epoch end)
+        self._pred_lo = torch.full((int(n_targets),), float("inf"))
+        self._pred_hi = torch.full((int(n_targets),), float("-inf"))
+        self.collapsed = False  # the last validation epoch predicted a constant (set in on_validation_epoch_end)
 
     # ----------------------------------------------------------------- inference
     def forward(self, x: Tensor, batch: dict[str, Tensor] | None = None) -> Tensor:
@@ -141,6 +160,10 @@ class PrixFixeModule(L.LightningModule):
             raise DivergedError(f"training loss became NaN/inf during epoch {self.current_epoch}")
 
     # ---------------------------------------------------------------- validation
+    def on_validation_epoch_start(self) -> None:
+        self._pred_lo = torch.full_like(self._pred_lo, float("inf"), device=self.device)
+        self._pred_hi = torch.full_like(self._pred_hi, float("-inf"), device=self.device)
+
     def validation_step(self, batch: dict[str, Tensor], batch_idx: int) -> None:
         x, y = batch["x"], batch["y"]
         head, _ = self.net(x, batch)
@@ -148,12 +171,17 @@ class PrixFixeModule(L.LightningModule):
         pred = self.objective.predict(head)
         if self.processing.rc_average:
             pred = 0.5 * (pred + self(self.processing.reverse_complement(x)))
+        pred = pred.float()
+        self._pred_lo = torch.minimum(self._pred_lo, pred.detach().amin(0))  # device ops only: no host sync
+        self._pred_hi = torch.maximum(self._pred_hi, pred.detach().amax(0))
         if self.hparams.n_targets == 1:
             pred, y = pred[:, 0], y[:, 0]
-        self.val_metrics.update(pred.float(), y.float())
+        self.val_metrics.update(pred, y.float())
 
     def on_validation_epoch_end(self) -> None:
         values = self.val_metrics.compute()
+        pearson = values.get("val/pearson")
+        self.collapsed = is_collapsed(self._pred_lo, self._pred_hi, pearson)
         for name, value in values.items():
             # torchmetrics already reduced over ranks: every rank logs the same global value
             self.log(name, value.float().mean(), prog_bar=name == "val/pearson", sync_dist=True)

@@ -283,9 +283,10 @@ def _ok_record(summary: Any, ctx: JobContext, seconds: float) -> dict[str, Any]:
     best = summary.get("best_val_pearson")
     if best is not None:
         metrics.setdefault("val/pearson_best", best)
+    status = "collapsed" if summary.get("status") == "collapsed" else "ok"
     return make_record(
         overrides=ctx.overrides,
-        status="ok",
+        status=status,
         metrics=metrics,
         params=summary.get("params"),
         seconds=seconds,

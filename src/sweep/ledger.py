@@ -34,7 +34,7 @@ from src.utils.io import json_safe
 log = logging.getLogger(__name__)
 
 LEDGER_NAME = "ledger.jsonl"
-STATUSES = ("ok", "failed", "rejected", "diverged")
+STATUSES = ("ok", "collapsed", "failed", "rejected", "diverged")
 COMBINATION_KEYS = ("first", "core", "final")
 # Appended to a line left torn by a crash (it never ends a ``json.dumps`` record).
 TORN_SUFFIX = "\t#torn-record"

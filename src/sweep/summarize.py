@@ -6,13 +6,15 @@ Usage::
 
 A *configuration* is a job key without its seed. Seeds are aggregated as
 mean ± sd (``ddof=1``; no sd for a single seed) over the jobs whose latest
-ledger record is ``ok``. Configurations without any ``ok`` job are listed at
-the bottom with their error. Written into ``<sweep_dir>``:
+ledger record is ``ok``. Configurations without any ``ok`` job (collapsed,
+diverged, failed or rejected) are listed at the bottom with their error. Written into ``<sweep_dir>``:
 
 * ``leaderboard.md`` and ``leaderboard.csv``;
 * ``heatmap_<metric>.png``: one panel per final block, rows = first block,
   columns = core block; with one file per value of every other override that
-  varies across the sweep (``heatmap_val_pearson__processing=bhi.png``).
+  varies across the sweep (``heatmap_val_pearson__processing=bhi.png``). Cells
+  without a value are marked and coloured by outcome (collapsed, diverged,
+  failed, rejected, not run), with a legend.
 """
 
 from __future__ import annotations
@@ -95,6 +97,28 @@ def _status_summary(statuses: Iterable[str]) -> str:
     return ", ".join(f"{counts[s]} {s}" for s in order)
 
 
+# How a heatmap cell without a value is drawn: (marker, face colour, hatch, legend text). A configuration with at
+# least one ok seed shows its value instead; otherwise the first of these outcomes among its seeds decides.
+CELL_STYLES = {
+    "collapsed": ("c", "#f2b8b5", "", "c = collapsed (constant prediction)"),
+    "diverged": ("d", "#c9a0dc", "", "d = diverged (NaN loss)"),
+    "failed": ("x", "0.55", "", "x = failed"),
+    "rejected": ("r", "white", "///", "r = rejected (not composable)"),
+    "not run": ("", "white", "", "blank = not run"),
+}
+
+
+def cell_outcome(statuses: Iterable[str]) -> str:
+    """``ok`` when any seed is ok, else the most telling outcome among collapsed, diverged, failed, rejected."""
+    seen = set(statuses)
+    if "ok" in seen:
+        return "ok"
+    for outcome in ("collapsed", "diverged", "failed", "rejected"):
+        if outcome in seen:
+            return outcome
+    return "failed" if seen else "not run"
+
+
 def _combination(record: Mapping[str, Any]) -> dict[str, Any]:
     combo = dict(record.get("combination") or {})
     overrides = {_plain(k): v for k, v in (record.get("overrides") or {}).items()}
@@ -141,6 +165,7 @@ def build_leaderboard(
         row.update({name: extra.get(name) for name in others})
         row["n_seeds"] = len(ok)
         row["status"] = _status_summary(str(r.get("status")) for r in runs)
+        row["outcome"] = cell_outcome(str(r.get("status")) for r in runs)
         for m in metrics:
             values = _finite_numbers((r.get("metrics") or {}).get(m) for r in ok)
             row[f"{m}_mean"], row[f"{m}_sd"] = _mean_sd(values)
@@ -228,7 +253,7 @@ def leaderboard_markdown(rows: Sequence[Row], others: Sequence[str], metric: str
     if partial:
         lines += ["", "Some seeds failed for: " + "; ".join(f"`{r['config']}` ({r['error']})" for r in partial)]
     if failed:
-        lines += ["", "## Failed, rejected or diverged", ""]
+        lines += ["", "## Failed, collapsed, rejected or diverged", ""]
         header = [*COMBINATION_KEYS, *others, "status", "params", "error"]
         body = [
             [
@@ -289,6 +314,7 @@ def heatmap_figure(
     """
     import matplotlib
     from matplotlib.figure import Figure  # no pyplot: no global backend switch, PNGs render with Agg
+    from matplotlib.patches import Patch, Rectangle
 
     cells = {(r["first"], r["core"], r["final"]): r for r in rows}
     # bright = better, whatever the metric's direction; grey = no value
@@ -306,6 +332,7 @@ def heatmap_figure(
         spare.set_visible(False)  # an incomplete last row
     image = None
     any_partial = False
+    shown: set[str] = set()
     for ax, final in zip(axes, finals):
         grid = np.full((len(firsts), len(cores)), np.nan)
         for i, first in enumerate(firsts):
@@ -319,10 +346,18 @@ def heatmap_figure(
             for j, core in enumerate(cores):
                 value = grid[i, j]
                 if np.isnan(value):
-                    ax.text(j, i, "x", ha="center", va="center", color="0.35", fontsize=11)
+                    cell = cells.get((first, core, final))
+                    outcome = "not run" if cell is None else cell.get("outcome", "failed")
+                    outcome = outcome if outcome in CELL_STYLES else "failed"
+                    marker, face, hatch, _ = CELL_STYLES[outcome]
+                    shown.add(outcome)
+                    ax.add_patch(
+                        Rectangle((j - 0.5, i - 0.5), 1, 1, facecolor=face, hatch=hatch, edgecolor="0.6", lw=0)
+                    )
+                    ax.text(j, i, marker, ha="center", va="center", color="0.15", fontsize=11)
                     continue
                 row = cells[(first, core, final)]
-                partial = bool(row["error"])
+                partial = row["status"] != f"{row['n_seeds']} ok"  # some seeds not ok (failed, collapsed, ...)
                 any_partial |= partial
                 shade = float(norm(value))
                 dark = shade < 0.55 if higher_is_better(metric) else shade > 0.45
@@ -340,8 +375,16 @@ def heatmap_figure(
         row_axes[0].set_ylabel("first block")
     if image is not None:
         fig.colorbar(image, ax=axes, label=f"mean {metric}", shrink=0.9)
-    note = "x = failed / not run" + ("; * = some seeds failed" if any_partial else "")
-    fig.suptitle(f"{title}\n{note}", fontsize=12)
+    legend = [
+        Patch(facecolor=face, hatch=hatch, edgecolor="0.4", label=text)
+        for outcome, (_, face, hatch, text) in CELL_STYLES.items()
+        if outcome in shown
+    ]
+    if any_partial:
+        legend.append(Patch(facecolor="none", edgecolor="none", label="* = some seeds not ok"))
+    if legend:
+        fig.legend(handles=legend, loc="outside lower center", ncol=min(len(legend), 2), fontsize=8, frameon=False)
+    fig.suptitle(title, fontsize=12)
     return fig
 
 
