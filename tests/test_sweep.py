@@ -223,7 +223,7 @@ def test_failures_are_recorded_and_the_sweep_goes_on_with_wandb_runs(tiny_conf, 
     for status in ("rejected", "failed", "diverged"):
         log = (Path(by_status[status]["run_dir"]) / "error.log").read_text()
         assert "Traceback (most recent call last)" in log and f"status: {status}" in log
-    assert "Failed, rejected or diverged" in (sweep_dir / "leaderboard.md").read_text()
+    assert "Failed, collapsed, rejected or diverged" in (sweep_dir / "leaderboard.md").read_text()
     assert "rejected core=resnet" in proc.stdout
 
     # the ok job's offline W&B run: grouped by the sweep folder, tagged, full config, logged metrics

@@ -357,7 +357,8 @@ def heatmap_figure(
                     ax.text(j, i, marker, ha="center", va="center", color="0.15", fontsize=11)
                     continue
                 row = cells[(first, core, final)]
-                partial = row["status"] != f"{row['n_seeds']} ok"  # some seeds not ok (failed, collapsed, ...)
+                status = row.get("status")  # e.g. "2 ok, 1 collapsed": some seeds not ok
+                partial = bool(row.get("error")) or (status is not None and status != f"{row.get('n_seeds')} ok")
                 any_partial |= partial
                 shade = float(norm(value))
                 dark = shade < 0.55 if higher_is_better(metric) else shade > 0.45
