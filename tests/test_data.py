@@ -84,8 +84,9 @@ def test_reader_file_level_errors(tmp_path: Path) -> None:
 
 
 def test_lower_case_is_accepted(tmp_path: Path) -> None:
-    records = read_dream(write(tmp_path, "lower.txt", "acgtn\t1.5\n"))
-    assert records.sequences == ["acgtn"]
+    records = read_dream(write(tmp_path, "lower.txt", "acgtn\t1.5\nACGTN\t2\n"))
+    assert list(records.sequences) == ["ACGTN", "ACGTN"]  # held as case-free codes, decoded in upper case
+    assert records.store is not None and records.store.codes.tolist() == [0, 1, 2, 3, 4] * 2
 
 
 def test_read_table_with_missing_column(tmp_path: Path) -> None:

@@ -1,10 +1,12 @@
 """The LightningDataModule: read + validate once, encode once, build batches vectorised.
 
-Data flow: a *source* (``conf/data``) yields validated :class:`Records`; the
-sequences are encoded once to a uint8 code matrix, split by sequence hash, and
-the *processing* (``conf/processing``) prepares its per-sequence arrays once.
-Batches are built by :meth:`EncodedDataset.__getitems__` from index tensors:
-one-hot, flags and augmentations are tensor operations on the whole batch.
+Data flow: a *source* (``conf/data``) yields validated :class:`Records`, whose
+sequences are held once as compact uint8 codes (:class:`SequenceStore`, memory-mapped
+from the binary cache for large DREAM files), split by sequence hash. The
+*processing* (``conf/processing``) checks its length policy on every read up front;
+batches are built by :meth:`EncodedDataset.__getitems__` from index tensors: the
+processing's per-sequence step, one-hot, flags and augmentations are array operations
+on the whole batch.
 
 The epoch stream is a pure function of ``(seed, epoch)`` (see
 :class:`EpochBatchSampler`), so a resumed run sees the same batches as an
@@ -24,11 +26,11 @@ import torch
 from torch import Tensor
 from torch.utils.data import DataLoader, Dataset, Sampler
 
-from src.datamodules.encoding import encode_array
+from src.datamodules.encoding import PAD
 from src.datamodules.processing.base import Processing
 from src.datamodules.readers import Records, report_duplicates
-from src.datamodules.split import assign_folds
-from src.errors import DataError, LengthPolicyError
+from src.datamodules.store import SequenceStore, first_rows_by_length
+from src.errors import ConfigError, DataError, LengthPolicyError
 
 log = logging.getLogger(__name__)
 
@@ -112,14 +114,22 @@ class EpochBatchSampler(Sampler[BatchRequest]):
 
 
 class EncodedDataset(Dataset):
-    """Prepared arrays of one split; ``__getitems__`` builds a whole batch at once."""
+    """One split: rows of a :class:`SequenceStore`; ``__getitems__`` prepares and builds a whole batch at once.
 
-    def __init__(self, fields: dict[str, np.ndarray], targets: np.ndarray, processing: Processing, train: bool) -> None:
-        self.fields = {k: torch.from_numpy(np.ascontiguousarray(v)) for k, v in fields.items()}
-        self.targets = torch.from_numpy(np.ascontiguousarray(targets, dtype=np.float32))
+    The processing's per-sequence step (:meth:`Processing.prepare`) runs on the gathered rows of each
+    batch, so nothing is held per read beyond the store (which may be memory-mapped) and the split's
+    row indices and targets. Views (autosome's reverse complement) are item indices, not copies.
+    """
+
+    def __init__(
+        self, store: SequenceStore, rows: np.ndarray, targets: np.ndarray, processing: Processing, train: bool
+    ) -> None:
+        self.store = store
+        self.rows = np.asarray(rows, dtype=np.int64)
+        self.targets = torch.from_numpy(np.array(targets[self.rows], dtype=np.float32))
         self.processing = processing
         self.train = train
-        self.n_sequences = len(self.targets)
+        self.n_sequences = len(self.rows)
         self.views = processing.train_views if train else 1
 
     def __len__(self) -> int:
@@ -132,7 +142,8 @@ class EncodedDataset(Dataset):
         idx = torch.from_numpy(np.asarray(request.indices, dtype=np.int64))
         seq, view = idx % self.n_sequences, idx // self.n_sequences
         generator = torch.Generator().manual_seed(request.seed) if self.train else None
-        fields = {k: v[seq] for k, v in self.fields.items()}
+        codes, lengths = self.store.rows(self.rows[seq.numpy()])
+        fields = {k: torch.from_numpy(v) for k, v in self.processing.prepare(codes, lengths).items()}
         return self.processing.make_batch(fields, self.targets[seq], view, self.train, generator)
 
 
@@ -154,6 +165,8 @@ class PrixFixeDataModule(L.LightningDataModule):
         val_fold: int = 0,
         num_workers: int = 0,
         seed: int = 0,
+        val_max_items: int | None = None,
+        val_seed: int = 0,
     ) -> None:
         super().__init__()
         self.source = source
@@ -165,6 +178,12 @@ class PrixFixeDataModule(L.LightningDataModule):
         self.val_fold = int(val_fold)
         self.num_workers = int(num_workers)
         self.seed = int(seed)
+        if val_max_items is not None and int(val_max_items) < 1:
+            raise ConfigError(
+                f"datamodule.val_max_items must be a positive number of reads or null (got {val_max_items})"
+            )
+        self.val_max_items = None if val_max_items is None else int(val_max_items)
+        self.val_seed = int(val_seed)
         self.records: Records | None = None
         self.train_set: EncodedDataset | None = None
         self.val_set: EncodedDataset | None = None
@@ -175,14 +194,9 @@ class PrixFixeDataModule(L.LightningDataModule):
             return
         records = self.source()
         report_duplicates(records)
-        codes, lengths = encode_array(records.sequences)
-        try:
-            prepared = self.processing.prepare(codes, lengths)
-        except LengthPolicyError as err:
-            raise DataError(
-                f"{err.problem} (processing={self.processing.name})", records.path, int(records.lines[err.row])
-            ) from None
-        self.folds = assign_folds(codes, lengths, self.n_folds)
+        store = records.store if records.store is not None else SequenceStore.from_sequences(records.sequences)
+        self._check_lengths(records, store)
+        self.folds = (store.hashes % np.uint64(self.n_folds)).astype(np.int16)
         val = self.folds == self.val_fold
         if val.all() or not val.any():
             raise DataError(
@@ -190,13 +204,14 @@ class PrixFixeDataModule(L.LightningDataModule):
                 f"({len(records)} sequences, {self.n_folds} folds)",
                 records.path,
             )
+        val_rows = np.flatnonzero(val)
+        if self.val_max_items is not None and len(val_rows) > self.val_max_items:
+            # a seeded subset that depends only on the split, never on the processing or the run's seed
+            pick = np.random.default_rng(self.val_seed).choice(len(val_rows), self.val_max_items, replace=False)
+            val_rows = val_rows[np.sort(pick)]
         self.records = records
-        self.train_set = EncodedDataset(
-            {k: v[~val] for k, v in prepared.items()}, records.targets[~val], self.processing, True
-        )
-        self.val_set = EncodedDataset(
-            {k: v[val] for k, v in prepared.items()}, records.targets[val], self.processing, False
-        )
+        self.train_set = EncodedDataset(store, np.flatnonzero(~val), records.targets, self.processing, True)
+        self.val_set = EncodedDataset(store, val_rows, records.targets, self.processing, False)
         log.info(
             "data %s: %d train / %d validation sequences, processing %s",
             records.path,
@@ -204,6 +219,21 @@ class PrixFixeDataModule(L.LightningDataModule):
             self.val_set.n_sequences,
             self.processing.describe(),
         )
+
+    def _check_lengths(self, records: Records, store: SequenceStore) -> None:
+        """Apply the processing's length policy to every read, citing the first offending line.
+
+        The policy depends on the length alone, so one read of each distinct length (in order of
+        first appearance) stands for all: the first that fails is the first offending read.
+        """
+        values, first = records.length_first or first_rows_by_length(store.lengths)
+        probe = np.where(np.arange(int(values.max()))[None, :] < values[:, None], np.uint8(0), np.uint8(PAD))
+        try:
+            self.processing.prepare(probe.astype(np.uint8), values)
+        except LengthPolicyError as err:
+            raise DataError(
+                f"{err.problem} (processing={self.processing.name})", records.path, int(records.lines[first[err.row]])
+            ) from None
 
     @property
     def n_targets(self) -> int:

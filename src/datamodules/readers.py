@@ -7,7 +7,7 @@
 Every reader returns :class:`Records`; any problem raises :class:`DataError`
 (``"<file>:<line>: <problem>"``). Lower case is accepted; letters outside ACGTN,
 empty sequences, NaN/inf/missing targets, missing columns, empty files, non-UTF-8
-bytes and missing files are rejected.
+bytes and missing files are rejected. gzip files are read transparently.
 """
 
 from __future__ import annotations
@@ -18,10 +18,14 @@ from collections import Counter
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
+from src.datamodules.cache import cached, uncached
+from src.datamodules.dream_text import Fallback, check_file, read_bytes, scan_dream
 from src.datamodules.encoding import encode_array, find_invalid
+from src.datamodules.store import SequenceStore, StoredSequences, duplicate_counts
 from src.errors import DataError
 
 log = logging.getLogger(__name__)
@@ -33,12 +37,15 @@ ALLOWED = "ACGTN"
 class Records:
     """Validated sequences with their targets and source line numbers."""
 
-    sequences: list[str]
+    sequences: Sequence[str]
     targets: np.ndarray  # float32 (N, T); NaN only where targets are optional
     lines: np.ndarray  # int64 (N,): 1-based line of each record in ``path``
     path: str
     target_names: list[str] = field(default_factory=lambda: ["expression"])
     ids: list[str] | None = None
+    store: SequenceStore | None = None  # compact arrays of the sequences (vectorised reader)
+    length_first: tuple[np.ndarray, np.ndarray] | None = None  # distinct lengths, first row of each
+    duplicates: tuple[int, int, int] | None = None  # see store.duplicate_counts
 
     def __len__(self) -> int:
         return len(self.sequences)
@@ -49,13 +56,12 @@ class Records:
 
 
 def _open_lines(path: str | Path) -> Iterator[tuple[int, str]]:
-    """Yield (1-based line number, text without newline); missing file and bad bytes -> DataError."""
-    p = Path(path)
-    if not p.exists():
-        raise DataError("file not found", p)
-    if p.is_dir():
-        raise DataError("is a folder, expected a file", p)
-    raw = p.read_bytes()
+    """Yield (1-based line number, text without newline); missing file and bad bytes -> DataError.
+
+    gzip files (recognised by their first bytes) are decompressed first.
+    """
+    p = check_file(path)
+    raw = read_bytes(p)
     if not raw.strip():
         raise DataError("file is empty", p)
     try:
@@ -102,46 +108,109 @@ def validate_sequences(sequences: Sequence[str], lines: np.ndarray, path: str | 
 
 def report_duplicates(records: Records) -> int:
     """Log how many sequences occur more than once; returns that count."""
-    counts = Counter(s.upper() for s in records.sequences)
-    dups = {s: c for s, c in counts.items() if c > 1}
-    if dups:
-        extra = sum(c - 1 for c in dups.values())
+    if records.duplicates is not None:
+        n_dup, extra, most = records.duplicates
+    else:
+        counts = Counter(s.upper() for s in records.sequences)
+        dups = [c for c in counts.values() if c > 1]
+        n_dup, extra, most = len(dups), sum(c - 1 for c in dups), max(dups, default=0)
+    if n_dup:
         log.warning(
             "%s: %d sequences occur more than once (%d extra copies; most frequent x%d)",
             records.path,
-            len(dups),
+            n_dup,
             extra,
-            max(dups.values()),
+            most,
         )
-    return len(dups)
+    return n_dup
 
 
-def read_dream(path: str | Path, targets_optional: bool = False) -> Records:
-    """DREAM text: ``seq<TAB>expression`` (the value may be absent when ``targets_optional``)."""
+def dream_line(line: str, number: int, path: str | Path, targets_optional: bool = False) -> tuple[str, float] | None:
+    """One DREAM text line -> (sequence, expression); None for a blank line; a DataError citing ``number``."""
+    if not line.strip():
+        return None
+    parts = line.rstrip("\r").split("\t")
+    if len(parts) > 2:
+        raise DataError(f"expected 2 tab-separated columns (sequence, expression), found {len(parts)}", path, number)
+    if len(parts) < 2 and not targets_optional:
+        raise DataError("missing expression column (expected sequence<TAB>expression)", path, number)
+    value = parse_float(parts[1], path, number, "expression", targets_optional) if len(parts) == 2 else math.nan
+    return parts[0].strip(), value
+
+
+def read_dream(
+    path: str | Path,
+    targets_optional: bool = False,
+    cache: bool = False,
+    cache_dir: str | Path | None = None,
+) -> Records:
+    """DREAM text: ``seq<TAB>expression`` (the value may be absent when ``targets_optional``).
+
+    With targets required the file is parsed vectorised into compact arrays (:mod:`.dream_text`);
+    ``cache=True`` keeps them in the binary cache under ``cache_dir`` (:mod:`.cache`), so later
+    runs and parallel jobs map them instead of parsing again. Plain or gzip text alike.
+    """
+    if not targets_optional:
+        try:
+            return read_dream_arrays(path, cache, cache_dir)
+        except Fallback:
+            pass  # bytes beyond ASCII or unusual line breaks: the line-by-line reader
+    return read_dream_lines(path, targets_optional)
+
+
+def read_dream_lines(path: str | Path, targets_optional: bool = False) -> Records:
+    """:func:`read_dream` line by line, keeping every sequence as a string (prediction inputs, odd files)."""
     sequences: list[str] = []
     values: list[float] = []
     lines: list[int] = []
     for number, line in _open_lines(path):
-        if not line.strip():
-            continue
-        parts = line.rstrip("\r").split("\t")
-        if len(parts) > 2:
-            raise DataError(
-                f"expected 2 tab-separated columns (sequence, expression), found {len(parts)}", path, number
-            )
-        if len(parts) < 2 and not targets_optional:
-            raise DataError("missing expression column (expected sequence<TAB>expression)", path, number)
-        sequences.append(parts[0].strip())
-        values.append(
-            parse_float(parts[1], path, number, "expression", targets_optional) if len(parts) == 2 else math.nan
-        )
-        lines.append(number)
+        row = dream_line(line, number, path, targets_optional)
+        if row is not None:
+            sequences.append(row[0])
+            values.append(row[1])
+            lines.append(number)
     if not sequences:
         raise DataError("file holds no sequences", path)
     line_arr = np.asarray(lines, dtype=np.int64)
     validate_sequences(sequences, line_arr, path)
     targets = np.asarray(values, dtype=np.float32)[:, None]
     return Records(sequences, targets, line_arr, str(path))
+
+
+def read_dream_arrays(path: str | Path, cache: bool = False, cache_dir: str | Path | None = None) -> Records:
+    """:func:`read_dream` through the vectorised reader and, with ``cache``, the binary cache."""
+    check_file(path)
+
+    def build(folder: Path) -> dict[str, Any]:
+        summary = scan_dream(path, folder, lambda line, number: dream_line(line, number, path))
+        n = summary["n"]
+        hashes = np.fromfile(folder / "hashes.bin", dtype=np.uint64)
+        summary["duplicates"] = duplicate_counts(hashes)
+        summary["shapes"] = {
+            "codes": [summary["letters"]],
+            "offsets": [n],
+            "lengths": [n],
+            "hashes": [n],
+            "targets": [n, 1],
+            "lines": [n],
+        }
+        return summary
+
+    if cache:
+        meta, arrays = cached(path, "dream", {"targets_optional": False}, build, cache_dir)
+    else:
+        meta, arrays = uncached(build)
+    store = SequenceStore(arrays["codes"], arrays["offsets"], arrays["lengths"], arrays["hashes"])
+    lengths = np.asarray(meta["length_first"], dtype=np.int64).reshape(-1, 2)
+    return Records(
+        StoredSequences(store),
+        arrays["targets"],
+        arrays["lines"],
+        str(path),
+        store=store,
+        length_first=(lengths[:, 0], lengths[:, 1]),
+        duplicates=tuple(meta["duplicates"]),
+    )
 
 
 def read_table(
