@@ -306,3 +306,26 @@ def test_warm_read_maps_instead_of_parsing(tmp_path: Path, monkeypatch: pytest.M
 
     monkeypatch.setattr("src.datamodules.readers.scan_dream", no_parsing)
     assert len(read_dream(path, cache=True, cache_dir=tmp_path / "c")) == 300
+
+
+def test_evaluation_reads_gzip_test_folders_and_predictions(tmp_path: Path) -> None:
+    """A DREAM test folder whose files are gzip (same names) loads as the plain one; so does a gzip predictions file."""
+    import shutil
+
+    from src.evaluation.prediction_file import read_prediction_file
+    from src.evaluation import load_test_suite
+    from tests.conftest import shared_file
+
+    source = shared_file("dream_test_format")
+    plain = load_test_suite(source)
+    packed = tmp_path / "packed"
+    shutil.copytree(source, packed)
+    for file in packed.iterdir():
+        file.write_bytes(gzip.compress(file.read_bytes()))
+    suite = load_test_suite(packed)
+    assert suite.sequences == plain.sequences and np.array_equal(suite.measured, plain.measured)
+    assert suite.singles.keys() == plain.singles.keys()
+    assert all(np.array_equal(suite.singles[k], plain.singles[k]) for k in plain.singles)
+    predictions = tmp_path / "pred.tsv.gz"
+    predictions.write_bytes(gzip.compress("".join(f"{i * 0.5}\n" for i in range(len(plain.sequences))).encode()))
+    np.testing.assert_array_equal(read_prediction_file(predictions, plain), np.arange(len(plain.sequences)) * 0.5)

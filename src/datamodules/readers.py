@@ -12,6 +12,7 @@ bytes and missing files are rejected. gzip files are read transparently.
 
 from __future__ import annotations
 
+import io
 import logging
 import math
 from collections import Counter
@@ -71,6 +72,20 @@ def _open_lines(path: str | Path) -> Iterator[tuple[int, str]]:
         raise DataError(f"not UTF-8 text (byte 0x{raw[err.start]:02x})", p, line) from None
     for number, line in enumerate(text.splitlines(), start=1):
         yield number, line
+
+
+def open_text(path: str | Path) -> io.StringIO:
+    """A whole text file (plain or gzip) as a text stream that keeps its line endings (``newline=""``).
+
+    Bytes that are not UTF-8 are a DataError citing the line; a leading byte-order mark is dropped.
+    """
+    p = check_file(path)
+    raw = read_bytes(p)
+    try:
+        return io.StringIO(raw.decode("utf-8-sig"), newline="")
+    except UnicodeDecodeError as err:
+        line = raw[: err.start].count(b"\n") + 1
+        raise DataError(f"not UTF-8 text (byte 0x{raw[err.start]:02x})", p, line) from None
 
 
 def parse_float(value: str, path: str | Path, line: int, column: str, optional: bool = False) -> float:

@@ -20,7 +20,7 @@ from typing import Any
 
 import numpy as np
 
-from src.datamodules.readers import parse_float
+from src.datamodules.readers import open_text, parse_float
 from src.errors import DataError
 
 SEQUENCE_FILE = "filtered_test_data_with_MAUDE_expression.txt"
@@ -123,7 +123,7 @@ def _read_sequence_file(path: Path) -> tuple[list[str], np.ndarray]:
     sequences: list[str] = []
     values: list[float] = []
     blank_at: int | None = None
-    with open(path, encoding="utf-8-sig", newline="") as handle:
+    with open_text(path) as handle:
         for lineno, raw in enumerate(handle, start=1):
             line = raw.rstrip("\r\n")
             if not line.strip():
@@ -176,7 +176,7 @@ def _read_subset_csv(
     seq_columns = {"pos": "sequence", "alt_pos": "alt_sequence", "ref_pos": "ref_sequence"}
     rows: list[list[int]] = []
     mismatches: list[tuple[int, str]] = []
-    with open(path, encoding="utf-8-sig", newline="") as handle:
+    with open_text(path) as handle:
         reader = csv.reader(handle)
         header = next(reader, None)
         if header is None:

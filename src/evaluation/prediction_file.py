@@ -14,7 +14,7 @@ from typing import Any
 
 import numpy as np
 
-from src.datamodules.readers import parse_float
+from src.datamodules.readers import open_text, parse_float
 from src.errors import DataError
 from src.evaluation.dream_suite import TestSuite
 from src.utils.io import atomic_write_text
@@ -63,10 +63,8 @@ def read_prediction_file(path: str | Path, suite: TestSuite) -> np.ndarray:
     path = Path(path)
     if not path.is_file():
         raise DataError("predictions file not found" if not path.exists() else "is not a file", path)
-    try:
-        text = path.read_text(encoding="utf-8-sig")
-    except UnicodeDecodeError:
-        raise DataError("not UTF-8 text", path) from None
+    with open_text(path) as handle:  # plain or gzip; bytes that are not UTF-8 -> DataError citing the line
+        text = handle.read()
     rows = [(i, line.rstrip("\r")) for i, line in enumerate(text.split("\n"), start=1)]
     while rows and not rows[-1][1].strip():
         rows.pop()
