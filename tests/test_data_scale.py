@@ -312,8 +312,8 @@ def test_evaluation_reads_gzip_test_folders_and_predictions(tmp_path: Path) -> N
     """A DREAM test folder whose files are gzip (same names) loads as the plain one; so does a gzip predictions file."""
     import shutil
 
-    from src.evaluation.prediction_file import read_prediction_file
     from src.evaluation import load_test_suite
+    from src.evaluation.prediction_file import read_prediction_file
     from tests.conftest import shared_file
 
     source = shared_file("dream_test_format")
