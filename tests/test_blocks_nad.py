@@ -64,6 +64,8 @@ def test_pyramid_any_length() -> None:
     for stage in core.stages:
         feats = stage(feats)
     torch.testing.assert_close(core(x)[:, :, :19], core.lateral[-1](feats))
+    flat = NadCore(8, 30, widths=(8, 8, 8), strides=(1, 1, 2), fpn_channels=8)  # a stride-1 level upsamples by 1
+    assert flat.segment_lengths == (15, 30, 30) and flat(torch.randn(1, 8, 30)).shape == (1, 8, 75)
 
 
 def test_t5_buckets() -> None:

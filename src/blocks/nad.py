@@ -111,8 +111,8 @@ class NadCore(Block):
     """ResNet stages c2..c5 and a top-down feature pyramid, levels joined along the length.
 
     c2 = Stage(in -> 160, s1), c3 (-> 192, s2), c4 (-> 224, s2), c5 (-> 256, s2).
-    P5 = 1x1(c5); P_i = ConvTranspose(k3, s2, pad 1)(P_{i+1}) + 1x1(c_i), the transposed
-    conv sized to c_i's length (so any input length works). Output
+    P5 = 1x1(c5); P_i = ConvTranspose(k3, stride of c_{i+1}, pad 1)(P_{i+1}) + 1x1(c_i), the
+    transposed conv sized to c_i's length (so any input length works). Output
     ``[P5, P4, P3, P2]`` concatenated along the length, ``segment_lengths`` = their
     lengths (the team kept four tensors). Own graph: ``(B, 128, 80)`` ->
     ``(B, 256, 150)`` (10 + 20 + 40 + 80); 3,405,696 parameters.
@@ -133,8 +133,9 @@ class NadCore(Block):
         cin = [in_channels, *widths[:-1]]
         self.stages = nn.ModuleList(Stage(a, b, int(s)) for a, b, s in zip(cin, widths, strides, strict=True))
         self.lateral = nn.ModuleList(nn.Conv1d(w, fpn_channels, 1) for w in widths)  # c_i -> P width
+        # level i + 1 -> level i undoes stage i + 1's stride (2 in the original)
         self.up = nn.ModuleList(
-            nn.ConvTranspose1d(fpn_channels, fpn_channels, 3, stride=2, padding=1) for _ in widths[:-1]
+            nn.ConvTranspose1d(fpn_channels, fpn_channels, 3, stride=int(s), padding=1) for s in strides[1:]
         )
         self.out_channels = int(fpn_channels)
         lengths = [int(seq_len)]
