@@ -282,11 +282,12 @@ def test_full_cross_product_composes_in_a_dry_run(tmp_path):
     sweep_dir = tmp_path / "all"
     groups = {g: sorted(p.stem for p in (CONF_DIR / g).glob("*.yaml")) for g in ("first", "core", "final")}
     n = len(groups["first"]) * len(groups["core"]) * len(groups["final"])
-    proc = run_sweep(None, sweep_dir, "dry_run=true", "first=glob(*)", "core=glob(*)", "final=glob(*)", timeout=900)
+    # 8 x 8 x 8 = 512 full-size compositions: about 400 s of composing alone on one loaded CPU core
+    proc = run_sweep(None, sweep_dir, "dry_run=true", "first=glob(*)", "core=glob(*)", "final=glob(*)", timeout=1800)
     composed = proc.stdout.count("params: ")
     rejected = proc.stdout.count("rejected ")
     assert composed + rejected == n, proc.stdout[-3000:]
-    assert composed >= n // 2
+    assert rejected == 0, proc.stdout[-3000:]  # the whole menu composes under the default (autosome) processing
     assert not (sweep_dir / LEDGER_NAME).exists()
 
 
