@@ -97,3 +97,29 @@ def test_prediction_tokens_reach_the_final_block_only_through_length_preserving_
     )
     assert pooled.net.final.prefix_tokens == 0
     assert pooled.net.report[1].out_shape[1] < 32
+
+
+def test_segment_layouts_pass_on_while_the_length_is_kept() -> None:
+    from functools import partial
+
+    from src.blocks.camformers import CamformersCore
+    from src.blocks.nad import NadCore, NadFinal
+    from src.blocks.resnet import ResnetFirst
+    from src.blocks.sysu import SysuCore, SysuFinal, SysuFirst
+
+    sysu_first = partial(SysuFirst, d_model=8)
+    frames = compose(sysu_first, partial(SysuCore, n_layers=1, n_heads=2), SysuFinal, 4, 30)
+    assert frames.core.segment_lengths == frames.final.segment_lengths == (12, 12, 12)
+    # a pooling core dissolves the frames: the head then averages every position
+    pooled = compose(sysu_first, partial(CamformersCore, channels=8), SysuFinal, 4, 30)
+    assert pooled.final.segment_lengths is None
+    # a core that declares its own layout replaces the previous one
+    tiny_nad = partial(NadFinal, depths=(1, 1, 1, 1), heads=2, dim_head=4)
+    pyramid = compose(sysu_first, partial(NadCore, widths=(8, 8, 8, 8), fpn_channels=8), tiny_nad, 4, 30)
+    assert pyramid.final.segment_lengths == (5, 9, 18, 36)
+
+    class Liar(ResnetFirst):  # declares segments that do not add up to its output length
+        segment_lengths = (1, 2)
+
+    with pytest.raises(CompositionError, match="declares segments"):
+        compose(Liar, partial(SysuCore, n_layers=1, n_heads=2), SysuFinal, 4, 30)

@@ -64,3 +64,19 @@ def test_standardised_huber_maps_predictions_back() -> None:
 def test_unknown_regression_loss_is_rejected() -> None:
     with pytest.raises(ValueError, match="final.objective.loss"):
         RegressionObjective("hinge")
+
+
+@pytest.mark.parametrize(
+    "kwargs",
+    [
+        {"target_knots": [[0, 0]]},
+        {"target_knots": [[0, 0], [0, 1]]},
+        {"target_knots": [[0, 1], [5, 0]]},
+        {"target_knots": [[0, 0], [5, 1]], "standardize": True},
+        {"target_noise": -0.1},
+        {"target_clip": [0.0]},
+    ],
+)
+def test_bad_target_transforms_are_rejected(kwargs: dict) -> None:
+    with pytest.raises(ValueError, match="final.objective"):
+        RegressionObjective("mse", **kwargs)
