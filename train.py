@@ -11,7 +11,7 @@ def main(cfg: DictConfig) -> float | None:
     from src.train_task import train
 
     summary = run_task(train, cfg)
-    return None if not summary else summary.get("best_val_pearson")
+    return None if not summary else summary.get("best_score")
 
 
 if __name__ == "__main__":

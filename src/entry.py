@@ -24,7 +24,8 @@ from typing import Any
 from omegaconf import DictConfig, OmegaConf
 
 from src.errors import exit_code, user_message
-from src.sweep.job import in_multirun, run_sweep_job
+from src.sweep.identity import in_multirun
+from src.sweep.job import run_sweep_job
 from src.utils.naming import combination_of, safe_dirname
 
 log = logging.getLogger(__name__)

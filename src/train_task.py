@@ -32,6 +32,7 @@ from src.checkpoint import init_from_checkpoint, load_module, resolve_ckpt_path
 from src.datamodules.datamodule import PrixFixeDataModule
 from src.errors import ConfigError, DivergedError
 from src.evaluation import TestSuite, load_test_suite
+from src.lit_modules.metrics import check_monitor, metric_names, monitor_of
 from src.lit_modules.prixfixe_module import PrixFixeModule, module_factory
 from src.utils.io import atomic_write_text, json_safe, write_json
 from src.utils.naming import combination_of
@@ -88,15 +89,16 @@ def build_callbacks(cfg: DictConfig, run_dir: Path) -> list[L.Callback]:
     from lightning.pytorch.callbacks import LearningRateMonitor, ModelCheckpoint
 
     checkpoints = str(run_dir / "checkpoints")
+    metric, mode = monitor_of(cfg)
     callbacks: list[L.Callback] = [
         EpochStream(),
-        # the best epoch by validation Pearson (first: trainer.checkpoint_callback, the summary's best_*)
+        # the best epoch by the monitored metric (first: trainer.checkpoint_callback, the summary's best_*)
         ModelCheckpoint(
             dirpath=checkpoints,
-            filename="best-epoch{epoch:03d}-pearson{val/pearson:.4f}",
+            filename=f"best-epoch{{epoch:03d}}-{metric.rsplit('/', 1)[-1]}{{{metric}:.4f}}",
             auto_insert_metric_name=False,
-            monitor="val/pearson",
-            mode="max",
+            monitor=metric,
+            mode=mode,
             save_top_k=1,
         ),
         # last.ckpt after every epoch, the point a killed run resumes from. (ModelCheckpoint(save_last=True)
@@ -118,6 +120,7 @@ def train(cfg: DictConfig) -> dict[str, Any]:
     L.seed_everything(int(cfg.seed), workers=True, verbose=False)
     started = time.time()
     module = build_module(cfg)
+    check_monitor(monitor_of(cfg)[0], metric_names(cfg.final))
     name = combination_of(cfg)
     if cfg.get("dry_run"):
         print(f"prixfixe {name}")
@@ -174,9 +177,8 @@ def train(cfg: DictConfig) -> dict[str, Any]:
         "epochs": int(trainer.current_epoch),
         "global_step": int(trainer.global_step),
         "metrics": _metrics_dict(trainer),
-        "best_val_pearson": None
-        if ckpt_cb is None or ckpt_cb.best_model_score is None
-        else float(ckpt_cb.best_model_score),
+        "monitor": monitor_of(cfg)[0],
+        "best_score": None if ckpt_cb is None or ckpt_cb.best_model_score is None else float(ckpt_cb.best_model_score),
         "best_checkpoint": (ckpt_cb.best_model_path or None) if ckpt_cb is not None else None,
         "last_checkpoint": str(last) if (last := run_dir / "checkpoints" / "last.ckpt").exists() else None,
         "seconds": round(time.time() - started, 3),

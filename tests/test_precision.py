@@ -10,7 +10,8 @@ import torch
 
 import src.train_task as train_task
 from src.lit_modules.prixfixe_module import is_collapsed
-from src.sweep.job import JobContext, _ok_record
+from src.sweep.identity import JobContext
+from src.sweep.job import _ok_record
 from src.train_task import build_datamodule, train
 from tests.conftest import compose_cfg
 

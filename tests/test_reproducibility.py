@@ -39,7 +39,7 @@ def test_same_seed_gives_identical_metrics_and_weights(tmp_path: Path, run_a: tu
     a, a_dir = run_a
     b = train(compose_cfg(RUN, run_dir=tmp_path))
     assert a["status"] == b["status"] == "ok"
-    assert a["metrics"] == b["metrics"] and a["best_val_pearson"] == b["best_val_pearson"]
+    assert a["metrics"] == b["metrics"] and a["best_score"] == b["best_score"]
     sa, sb = state(a_dir / "checkpoints" / "last.ckpt"), state(tmp_path / "checkpoints" / "last.ckpt")
     assert sa.keys() == sb.keys() and all(torch.equal(sa[k], sb[k]) for k in sa)
 

@@ -77,7 +77,7 @@ def assert_same_metrics(summary: dict[str, Any], ref: dict[str, Any]) -> None:
     assert summary["epochs"] == ref["epochs"] == 4 and summary["global_step"] == ref["global_step"]
     for key in COMPARED:
         assert summary["metrics"][key] == pytest.approx(ref["metrics"][key], abs=1e-5), key
-    assert summary["best_val_pearson"] == pytest.approx(ref["best_val_pearson"], abs=1e-5)
+    assert summary["best_score"] == pytest.approx(ref["best_score"], abs=1e-5)
 
 
 def test_epochs_draw_new_batches(reference: tuple[dict[str, Any], Recorder]) -> None:

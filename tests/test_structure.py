@@ -101,6 +101,13 @@ SINGLE_HOMES = {
     "predict_sequences": "src/inference.py",
     "resolve_device": "src/inference.py",
     "read_prediction_file": "src/evaluation/prediction_file.py",
+    "build_metrics": "src/lit_modules/metrics.py",
+    "higher_is_better": "src/lit_modules/metrics.py",
+    "monitor_of": "src/lit_modules/metrics.py",
+    "in_multirun": "src/sweep/identity.py",
+    "check_launch": "src/sweep/launch.py",
+    "run_ledgered": "src/sweep/job.py",
+    "SummarizeCallback": "src/sweep/callback.py",
 }
 
 

@@ -20,15 +20,10 @@ import pytest
 from omegaconf import OmegaConf
 
 from src.errors import CompositionError, ConfigError, DivergedError
-from src.sweep import job as sweep_job
-from src.sweep.job import (
-    JobContext,
-    SummarizeCallback,
-    check_launch,
-    identity_overrides,
-    in_multirun,
-    run_ledgered,
-)
+from src.sweep.callback import SummarizeCallback
+from src.sweep.identity import NON_IDENTITY_KEYS, JobContext, identity_overrides, in_multirun
+from src.sweep.job import run_ledgered
+from src.sweep.launch import check_launch, global_rank
 from src.sweep.ledger import LEDGER_NAME, TORN_SUFFIX, append_record, job_key, make_record, read_ledger
 from src.utils.naming import MAX_DIRNAME, safe_dirname
 from tests.conftest import CONF_DIR, ROOT, compose_cfg
@@ -308,7 +303,7 @@ def small_cfg(**extra):
 def test_run_ledgered_records_ok_with_metrics_params_and_memory(tmp_path):
     ctx = make_ctx(tmp_path)
     cfg = small_cfg()
-    summary = {"metrics": {"val/pearson": 0.5}, "params": 123, "best_val_pearson": 0.6}
+    summary = {"metrics": {"val/pearson": 0.5}, "params": 123, "monitor": "val/pearson", "best_score": 0.6}
     assert run_ledgered(lambda c: summary, cfg, ctx) is summary
     (record,) = read_ledger(ctx.ledger)
     assert record["status"] == "ok" and record["key"] == "core=bhi,final=resnet,first=autosome,seed=1"
@@ -489,7 +484,7 @@ def test_summarize_callback_never_fails_the_sweep(tmp_path, caplog):
 
 def test_outside_hydra_run_task_is_not_in_multirun():
     assert in_multirun() is False
-    assert sweep_job.global_rank() >= 0
+    assert global_rank() >= 0
 
 
 # ----------------------------------------------------------------------------- configs
@@ -508,9 +503,12 @@ def test_sweep_folder_defaults_to_the_date_and_follows_sweep_name():
     assert cfg.sweep.rerun is False
     cfg = compose_with_hydra(["sweep.name=my_study"])
     assert cfg.hydra.sweep.dir == "multirun/my_study"
-    assert cfg.hydra.callbacks.summarize._target_ == "src.sweep.job.SummarizeCallback"
+    assert cfg.hydra.callbacks.summarize._target_ == "src.sweep.callback.SummarizeCallback"
+    assert (cfg.hydra.callbacks.summarize.metric, cfg.hydra.callbacks.summarize.mode) == ("val/pearson", "max")
+    follows = compose_with_hydra(["monitor.metric=val/mse", "monitor.mode=min"]).hydra.callbacks.summarize
+    assert (follows.metric, follows.mode) == ("val/mse", "min")
     excluded = set(cfg.hydra.job.config.override_dirname.exclude_keys)
-    assert (set(sweep_job.NON_IDENTITY_KEYS) | {"first", "core", "final"}) == excluded
+    assert (set(NON_IDENTITY_KEYS) | {"first", "core", "final"}) == excluded
 
 
 @pytest.mark.filterwarnings(r"ignore:\s*'hydra/launcher/\S+' is validated against ConfigStore schema")

@@ -20,30 +20,21 @@ from hydra.utils import instantiate
 from omegaconf import DictConfig, OmegaConf
 from torch import Tensor
 from torch.optim.lr_scheduler import ReduceLROnPlateau
-from torchmetrics import MeanSquaredError, MetricCollection, PearsonCorrCoef, SpearmanCorrCoef
 
 from src.blocks.base import resolve_aux
 from src.datamodules.processing import build_processing
 from src.datamodules.processing.base import Processing
-from src.errors import ConfigError, DivergedError
+from src.errors import DivergedError
 from src.lit_modules.composer import PrixFixeNet, compose
+from src.lit_modules.metrics import DEFAULT_MONITOR, build_metrics, metric_names, monitor_of
 from src.lit_modules.objectives import Objective
 
 # Spearman keeps every validation prediction by design (the split is small); silence its reminder
 warnings.filterwarnings("ignore", message="Metric `SpearmanCorrcoef` will save all targets")
 
-METRICS = {"pearson": PearsonCorrCoef, "spearman": SpearmanCorrCoef, "mse": MeanSquaredError}
-
 
 def _plain(cfg: Any) -> Any:
     return OmegaConf.to_container(cfg, resolve=True) if isinstance(cfg, DictConfig) else cfg
-
-
-def build_metrics(names: list[str], n_targets: int) -> MetricCollection:
-    unknown = [n for n in names if n not in METRICS]
-    if unknown:
-        raise ConfigError(f"final.metrics: unknown metric(s) {unknown}; available: {sorted(METRICS)}")
-    return MetricCollection({n: METRICS[n](num_outputs=n_targets) for n in names})
 
 
 def is_collapsed(lo: Tensor, hi: Tensor, pearson: Tensor | None = None, rel_tol: float = 1e-6) -> bool:
@@ -75,8 +66,10 @@ class PrixFixeModule(L.LightningModule):
         aux_weights: dict | None = None,
         seed: int = 0,
         nan_check_every: int = 1,
+        monitor: str = DEFAULT_MONITOR,
     ) -> None:
         super().__init__()
+        self.monitor = monitor  # the metric shown in the progress bar; not a hyperparameter (no effect on results)
         self.save_hyperparameters(
             {
                 "first": _plain(first),
@@ -103,8 +96,7 @@ class PrixFixeModule(L.LightningModule):
             outputs_per_target=self.objective.outputs_per_target,
             names=(hp.first["name"], hp.core["name"], hp.final["name"]),
         )
-        metric_names = list(hp.final.get("metrics") or ["pearson", "spearman", "mse"])
-        self.val_metrics = build_metrics(metric_names, hp.n_targets).clone(prefix="val/")
+        self.val_metrics = build_metrics(metric_names(hp.final), hp.n_targets).clone(prefix="val/")
         self._nonfinite = torch.zeros((), dtype=torch.bool)
         # per-target range of this validation epoch's predictions (on device; read once at the epoch end)
         self._pred_lo = torch.full((int(n_targets),), float("inf"))
@@ -184,7 +176,7 @@ class PrixFixeModule(L.LightningModule):
         self.collapsed = is_collapsed(self._pred_lo, self._pred_hi, pearson)
         for name, value in values.items():
             # torchmetrics already reduced over ranks: every rank logs the same global value
-            self.log(name, value.float().mean(), prog_bar=name == "val/pearson", sync_dist=True)
+            self.log(name, value.float().mean(), prog_bar=name == self.monitor, sync_dist=True)
             if value.numel() > 1:  # multi-task: one curve per target as well
                 for t, v in enumerate(value):
                     self.log(f"{name}/t{t}", v)
@@ -227,4 +219,5 @@ def module_factory(cfg: DictConfig, n_targets: int) -> partial[PrixFixeModule]:
         aux_weights=cfg.get("aux_weights"),
         seed=cfg.seed,
         nan_check_every=cfg.get("nan_check_every", 1),
+        monitor=monitor_of(cfg)[0],
     )

@@ -2,12 +2,14 @@
 
 Usage::
 
-    python -m src.sweep.summarize <sweep_dir> [--metric val/pearson] [--wandb]
+    python -m src.sweep.summarize <sweep_dir> [--metric val/pearson] [--mode max|min] [--wandb]
 
 A *configuration* is a job key without its seed. Seeds are aggregated as
 mean ± sd (``ddof=1``; no sd for a single seed) over the jobs whose latest
 ledger record is ``ok``. Configurations without any ``ok`` job (collapsed,
-diverged, failed or rejected) are listed at the bottom with their error. Written into ``<sweep_dir>``:
+diverged, failed or rejected) are listed at the bottom with their error. The table
+reports every metric the ledger holds, the ranked one first (by default the runs'
+monitored metric, ``val/pearson``). Written into ``<sweep_dir>``:
 
 * ``leaderboard.md`` and ``leaderboard.csv``;
 * ``heatmap_<metric>.png``: one panel per final block, rows = first block,
@@ -33,6 +35,7 @@ from typing import Any
 import numpy as np
 
 from src.errors import LedgerCorruptError, LedgerError, first_line
+from src.lit_modules.metrics import DEFAULT_MONITOR, MODES, higher_is_better
 from src.sweep.ledger import (
     COMBINATION_KEYS,
     LEDGER_NAME,
@@ -43,18 +46,26 @@ from src.sweep.ledger import (
 )
 from src.utils.wandb_offline import finish_run, start_run
 
-DEFAULT_METRIC = "val/pearson"
-REPORTED_METRICS = ("val/pearson", "val/spearman", "val/mse")
-LOWER_IS_BETTER = ("mse", "rmse", "mae", "loss")
+DEFAULT_METRIC = DEFAULT_MONITOR
 ERROR_WIDTH = 100
 PANELS_PER_ROW = 4  # heatmap panels (one per final block) per figure row
 
 Row = dict[str, Any]
 
 
-def higher_is_better(metric: str) -> bool:
-    """``False`` for error-like metrics (``.../mse``, ``.../loss``...), ``True`` otherwise."""
-    return metric.rsplit("/", 1)[-1].lower() not in LOWER_IS_BETTER
+def _higher(metric: str, mode: str | None) -> bool:
+    """``mode`` (``max``/``min``, e.g. the run's ``monitor.mode``) when given, else the metric's own direction."""
+    return mode == "max" if mode else higher_is_better(metric)
+
+
+def reported_metrics(metric: str, names: Iterable[str]) -> list[str]:
+    """The ranked ``metric`` first, then every other metric the ledger holds, sorted."""
+    return [metric, *sorted(set(names) - {metric})]
+
+
+def _row_metrics(rows: Sequence[Row], metric: str) -> list[str]:
+    names = {k[: -len("_mean")] for r in rows for k in r if k.endswith("_mean") and k != "seconds_mean"}
+    return reported_metrics(metric, names)
 
 
 def _is_seed(name: str) -> bool:
@@ -140,7 +151,7 @@ def _config_key(record: Mapping[str, Any]) -> str:
 
 
 def build_leaderboard(
-    records: Iterable[Mapping[str, Any]], metric: str = DEFAULT_METRIC
+    records: Iterable[Mapping[str, Any]], metric: str = DEFAULT_METRIC, mode: str | None = None
 ) -> tuple[list[Row], list[str]]:
     """One row per configuration (latest record per job), ranked by mean ``metric``.
 
@@ -155,7 +166,7 @@ def build_leaderboard(
     for record in latest.values():
         groups[_config_key(record)].append(record)
     others = sorted({name for rec in latest.values() for name in _other_overrides(rec)})
-    metrics = [metric, *(m for m in REPORTED_METRICS if m != metric)]
+    metrics = reported_metrics(metric, (m for rec in latest.values() for m in (rec.get("metrics") or {})))
 
     rows: list[Row] = []
     for config, runs in groups.items():
@@ -180,7 +191,7 @@ def build_leaderboard(
         row["config"] = config
         rows.append(row)
 
-    sign = -1.0 if higher_is_better(metric) else 1.0
+    sign = -1.0 if _higher(metric, mode) else 1.0
 
     def order(row: Row) -> tuple[int, float, str]:
         value = row[f"{metric}_mean"]
@@ -220,10 +231,12 @@ def _md_table(header: Sequence[str], body: Sequence[Sequence[object]]) -> list[s
     return lines
 
 
-def leaderboard_markdown(rows: Sequence[Row], others: Sequence[str], metric: str, title: str = "") -> str:
+def leaderboard_markdown(
+    rows: Sequence[Row], others: Sequence[str], metric: str, title: str = "", mode: str | None = None
+) -> str:
     """The leaderboard as Markdown: ranked configurations, then failed ones with their error."""
-    metrics = [metric, *(m for m in REPORTED_METRICS if m != metric)]
-    direction = "higher" if higher_is_better(metric) else "lower"
+    metrics = _row_metrics(rows, metric)
+    direction = "higher" if _higher(metric, mode) else "lower"
     ranked = [r for r in rows if r["n_seeds"]]
     failed = [r for r in rows if not r["n_seeds"]]
     lines = [
@@ -269,9 +282,9 @@ def leaderboard_markdown(rows: Sequence[Row], others: Sequence[str], metric: str
     return "\n".join(lines) + "\n"
 
 
-def csv_columns(others: Sequence[str], metric: str) -> list[str]:
-    """Column order of ``leaderboard.csv`` (and of the W&B table)."""
-    metrics = [metric, *(m for m in REPORTED_METRICS if m != metric)]
+def csv_columns(others: Sequence[str], metric: str, rows: Sequence[Row] = ()) -> list[str]:
+    """Column order of ``leaderboard.csv`` (and of the W&B table): ``metric`` first, then the rows' other metrics."""
+    metrics = _row_metrics(rows, metric)
     stats = [f"{m}_{s}" for m in metrics for s in ("mean", "sd", "n")]
     tail = ["params", "seconds_mean", "peak_memory_mb_max", "error", "config"]
     return ["rank", *COMBINATION_KEYS, *others, "n_seeds", "status", *stats, *tail]
@@ -306,6 +319,7 @@ def heatmap_figure(
     title: str,
     vmin: float,
     vmax: float,
+    mode: str | None = None,
 ):
     """A figure with one first x core panel per final block and a shared colorbar.
 
@@ -318,7 +332,7 @@ def heatmap_figure(
 
     cells = {(r["first"], r["core"], r["final"]): r for r in rows}
     # bright = better, whatever the metric's direction; grey = no value
-    cmap = matplotlib.colormaps["viridis" if higher_is_better(metric) else "viridis_r"].with_extremes(bad="0.82")
+    cmap = matplotlib.colormaps["viridis" if _higher(metric, mode) else "viridis_r"].with_extremes(bad="0.82")
     ncols = min(len(finals), PANELS_PER_ROW)
     nrows = math.ceil(len(finals) / ncols)
     cell = 0.85 if len(cores) <= 5 else 0.7  # inches per cell; 8 x 8 panels stay legible at 150 dpi
@@ -361,7 +375,7 @@ def heatmap_figure(
                 partial = bool(row.get("error")) or (status is not None and status != f"{row.get('n_seeds')} ok")
                 any_partial |= partial
                 shade = float(norm(value))
-                dark = shade < 0.55 if higher_is_better(metric) else shade > 0.45
+                dark = shade < 0.55 if _higher(metric, mode) else shade > 0.45
                 label = f"{value:.2f}" + ("*" if partial else "")
                 ax.text(j, i, label, ha="center", va="center", fontsize=font, color="white" if dark else "black")
         ax.set_title(f"final = {_text(final) or '?'}", fontsize=11)
@@ -390,7 +404,7 @@ def heatmap_figure(
 
 
 def write_heatmaps(
-    sweep_dir: Path, rows: Sequence[Row], others: Sequence[str], metric: str, title: str = ""
+    sweep_dir: Path, rows: Sequence[Row], others: Sequence[str], metric: str, title: str = "", mode: str | None = None
 ) -> list[Path]:
     """Write the heatmap PNG(s) of ``metric``: one file per value of the varying other overrides."""
     firsts = _sorted_values(r["first"] for r in rows)
@@ -414,7 +428,7 @@ def write_heatmaps(
         heading = f"{title}: mean {metric} over seeds" if title else f"mean {metric} over seeds"
         if fixed or constant:
             heading += " (" + ", ".join(fixed + constant) + ")"
-        fig = heatmap_figure(subsets[values_key], metric, firsts, cores, finals, heading, vmin, vmax)
+        fig = heatmap_figure(subsets[values_key], metric, firsts, cores, finals, heading, vmin, vmax, mode)
         path = sweep_dir / name
         fig.savefig(path, dpi=150)
         paths.append(path)
@@ -450,7 +464,9 @@ def log_to_wandb(sweep_dir: Path, rows: Sequence[Row], columns: Sequence[str], h
     return run_dir
 
 
-def summarize(sweep_dir: str | os.PathLike[str], metric: str = DEFAULT_METRIC, log_wandb: bool = False) -> dict:
+def summarize(
+    sweep_dir: str | os.PathLike[str], metric: str = DEFAULT_METRIC, log_wandb: bool = False, mode: str | None = None
+) -> dict:
     """Write the leaderboard and heatmaps of a sweep; optionally log them to W&B.
 
     Returns ``{"leaderboard_md", "leaderboard_csv", "heatmaps", "paths", "rows",
@@ -465,14 +481,14 @@ def summarize(sweep_dir: str | os.PathLike[str], metric: str = DEFAULT_METRIC, l
     if not records:
         raise LedgerError(f"the sweep ledger {ledger} holds no records")
 
-    rows, others = build_leaderboard(records, metric)
+    rows, others = build_leaderboard(records, metric, mode)
     title = sweep_dir.resolve().name
-    markdown = leaderboard_markdown(rows, others, metric, title)
+    markdown = leaderboard_markdown(rows, others, metric, title, mode)
     md_path, csv_path = sweep_dir / "leaderboard.md", sweep_dir / "leaderboard.csv"
     md_path.write_text(markdown, encoding="utf-8")
-    columns = csv_columns(others, metric)
+    columns = csv_columns(others, metric, rows)
     write_csv(csv_path, rows, columns)
-    heatmaps = write_heatmaps(sweep_dir, rows, others, metric, title)
+    heatmaps = write_heatmaps(sweep_dir, rows, others, metric, title, mode)
     wandb_run_dir = log_to_wandb(sweep_dir, rows, columns, heatmaps, metric) if log_wandb else None
     return {
         "leaderboard_md": md_path,
@@ -490,10 +506,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m src.sweep.summarize", description=__doc__.splitlines()[0])
     parser.add_argument("sweep_dir", type=Path, help=f"sweep folder holding {LEDGER_NAME}")
     parser.add_argument("--metric", default=DEFAULT_METRIC, help="metric to rank and plot (default: %(default)s)")
+    parser.add_argument(
+        "--mode", choices=MODES, default=None, help="max or min is better (default: the metric's own direction)"
+    )
     parser.add_argument("--wandb", action="store_true", help="also log table and heatmaps to W&B (offline by default)")
     args = parser.parse_args(argv)
     try:
-        result = summarize(args.sweep_dir, metric=args.metric, log_wandb=args.wandb)
+        result = summarize(args.sweep_dir, metric=args.metric, log_wandb=args.wandb, mode=args.mode)
     except (LedgerError, LedgerCorruptError) as err:  # missing/empty ledger, or a corrupt line in it
         parser.exit(2, f"{parser.prog}: error: {err}\n")
     print(result["markdown"], end="")
