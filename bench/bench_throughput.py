@@ -17,6 +17,7 @@ import sys
 import time
 from pathlib import Path
 
+import numpy as np
 import torch
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -26,6 +27,7 @@ from src.blocks.base import resolve_aux  # noqa: E402
 from src.datamodules.datamodule import BatchRequest, EncodedDataset  # noqa: E402
 from src.datamodules.encoding import encode_array  # noqa: E402
 from src.datamodules.processing import build_processing  # noqa: E402
+from src.datamodules.store import SequenceStore  # noqa: E402
 from src.datamodules.synthetic import generate  # noqa: E402
 
 COMBOS = {
@@ -34,6 +36,10 @@ COMBOS = {
     "dream_cnn": ["experiment=dream_cnn"],
     "dream_rnn": ["experiment=dream_rnn"],
     "dream_attn": ["experiment=dream_attn"],
+    "camformers": ["experiment=camformers"],
+    "nad": ["experiment=nad"],
+    "sysu": ["experiment=sysu"],
+    "metformin": ["experiment=metformin"],
 }
 
 
@@ -56,7 +62,9 @@ def bench_batches(processing_names: list[str], n: int, batch_size: int, repeats:
         t0 = time.perf_counter()
         fields = proc.prepare(codes, lengths)
         prepare_s = time.perf_counter() - t0
-        ds = EncodedDataset(fields, records.targets, proc, train=True)
+        del fields  # batches prepare their own rows from the store, as in training
+        store = SequenceStore.from_matrix(codes, lengths)
+        ds = EncodedDataset(store, np.arange(n), np.asarray(records.targets), proc, train=True)
         gen = torch.Generator().manual_seed(0)
         idx = torch.randperm(len(ds), generator=gen).numpy()
         t0 = time.perf_counter()
