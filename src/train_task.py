@@ -121,6 +121,9 @@ def train(cfg: DictConfig) -> dict[str, Any]:
     started = time.time()
     module = build_module(cfg)
     check_monitor(monitor_of(cfg)[0], metric_names(cfg.final))
+    plateau = (cfg.recipe.get("scheduler") or {}).get("monitor")  # a schedule that reacts to a validation metric
+    if plateau is not None:
+        check_monitor(str(plateau), metric_names(cfg.final), key="recipe.scheduler.monitor")
     name = combination_of(cfg)
     if cfg.get("dry_run"):
         print(f"prixfixe {name}")

@@ -68,6 +68,12 @@ def test_a_monitor_the_run_does_not_log_fails_before_training(tmp_path: Path) ->
     assert not any(tmp_path.iterdir())
 
 
+def test_a_plateau_schedule_on_an_unlogged_metric_fails_before_training(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError, match="recipe.scheduler.monitor: 'val/r2'"):
+        train(compose_cfg([*FAST, "recipe=camformers", "recipe.scheduler.monitor=val/r2"], run_dir=tmp_path))
+    assert not any(tmp_path.iterdir())
+
+
 def test_leaderboard_reports_every_metric_in_the_ledger_and_follows_the_mode(tmp_path: Path) -> None:
     ledger = tmp_path / LEDGER_NAME
     for core, mse, r2 in (("a", 0.3, 0.5), ("b", 0.1, 0.4)):

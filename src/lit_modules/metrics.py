@@ -75,8 +75,8 @@ def monitor_of(cfg: Mapping[str, Any] | None) -> tuple[str, str]:
     return metric, mode
 
 
-def check_monitor(metric: str, names: Sequence[str]) -> None:
-    """The monitored metric must be one the module logs (``val/loss`` or ``val/<name>``); else ConfigError."""
+def check_monitor(metric: str, names: Sequence[str], key: str = "monitor.metric") -> None:
+    """A monitored metric must be one the module logs (``val/loss`` or ``val/<name>``); else ConfigError on ``key``."""
     logged = ["val/loss", *(f"val/{n}" for n in names)]
     if metric not in logged:
-        raise ConfigError(f"monitor.metric: {metric!r} is not logged by this run (logged: {', '.join(logged)})")
+        raise ConfigError(f"{key}: {metric!r} is not logged by this run (logged: {', '.join(logged)})")
