@@ -23,6 +23,22 @@ copies tensors into a freshly composed model, whose combination, processing or d
 
 The objective's target statistics are refit on the new training data afterwards (see
 :func:`src.train_task.train`), so only the network's weights really carry over.
+
+Transfer mode (:func:`transfer_from_checkpoint`, ``init_from_partial=true``; a yeast model started
+on lentiMPRA / DeepSTARR) goes tensor by tensor instead of block by block:
+
+* a tensor whose name and shape match is copied;
+* a first-block tensor that differs only in its input channels (dimension 1: the processing's
+  channel count, 6 for autosome's yeast input, 5 for mpra) gets the overlapping channels copied
+  (A, C, G, T and the strand flag, which becomes the orientation flag) and keeps its fresh
+  initialisation for the rest;
+* the final block is copied only when all its tensors match; otherwise (a new number of targets,
+  another head) it is rebuilt fresh as a whole;
+* any other mismatching tensor (e.g. DREAM-Attn's learned positional embedding, whose length
+  follows the reads) keeps its fresh initialisation;
+* the objective's statistics are never copied (they are refit on the new training split).
+
+Every re-initialised tensor or block is named in a log line; nothing copied at all is a ConfigError.
 """
 
 from __future__ import annotations
@@ -167,5 +183,81 @@ def init_from_checkpoint(module: nn.Module, path: str | Path, strict: bool = Tru
     for block, why in report.skipped_blocks.items():
         if block in {block_of(n) for n in target}:
             log.warning("init_from: block %s keeps its fresh initialisation: %s", block, why)
+    log.info(report.describe())
+    return report
+
+
+# ----------------------------------------------------------------------------- transfer mode
+
+
+def _dims(t: Tensor) -> tuple[int, ...]:
+    return tuple(int(d) for d in t.shape)
+
+
+@dataclass
+class TransferReport:
+    """What :func:`transfer_from_checkpoint` did."""
+
+    path: str
+    copied: list[str] = field(default_factory=list)  # tensors copied whole
+    channels: dict[str, str] = field(default_factory=dict)  # tensor -> which input channels were copied
+    fresh: dict[str, str] = field(default_factory=dict)  # tensor -> why it keeps its fresh initialisation
+    n_model: int = 0
+
+    def fresh_blocks(self) -> set[str]:
+        """Blocks of which nothing was copied."""
+        touched = {block_of(n) for n in [*self.copied, *self.channels]}
+        return {block_of(n) for n in self.fresh} - touched
+
+    def describe(self) -> str:
+        text = (
+            f"init_from (transfer): {len(self.copied)} of {self.n_model} tensors copied from {self.path}, "
+            f"{len(self.channels)} with their overlapping input channels, {len(self.fresh)} re-initialised"
+        )
+        return text
+
+
+def transfer_from_checkpoint(module: nn.Module, path: str | Path) -> TransferReport:
+    """Copy what carries over from checkpoint ``path`` into ``module`` (see the module docstring)."""
+    source = load_state_dict(path)
+    target = {n: t for n, t in module.state_dict().items() if not n.startswith("objective.")}
+    report = TransferReport(str(path), n_model=len(target))
+    state: dict[str, Tensor] = {}
+    for name, tensor in target.items():
+        src = source.get(name)
+        if src is None:
+            report.fresh[name] = f"{name} {_dims(tensor)} is not in the checkpoint"
+        elif src.shape == tensor.shape:
+            state[name] = src
+            report.copied.append(name)
+        elif (
+            block_of(name) == "net.first"
+            and src.dim() == tensor.dim() >= 2
+            and src.shape[0] == tensor.shape[0]
+            and src.shape[2:] == tensor.shape[2:]
+        ):
+            keep = min(int(src.shape[1]), int(tensor.shape[1]))
+            value = tensor.clone()
+            value[:, :keep] = src[:, :keep].to(value.dtype)
+            state[name] = value
+            report.channels[name] = f"input channels 0-{keep - 1} of {src.shape[1]} copied into {tensor.shape[1]}"
+        else:
+            report.fresh[name] = f"{name} has shape {_dims(src)} in the checkpoint but {_dims(tensor)} here"
+    final_problems = [why for n, why in report.fresh.items() if block_of(n) == "net.final"]
+    if final_problems:
+        for name in [n for n in report.copied if block_of(n) == "net.final"]:
+            report.copied.remove(name)
+            state.pop(name)
+            report.fresh[name] = "rebuilt with its block"
+        log.warning("init_from: final block net.final re-initialised (rebuilt fresh): %s", final_problems[0])
+    if not state:
+        first = next(iter(report.fresh.values()), "the checkpoint is empty")
+        raise ConfigError(f"init_from: nothing of {path} carries over to this model ({first})")
+    module.load_state_dict(state, strict=False)
+    for name, how in report.channels.items():
+        log.info("init_from: %s: %s", name, how)
+    for name, why in report.fresh.items():
+        if block_of(name) != "net.final":
+            log.warning("init_from: %s re-initialised: %s", name, why)
     log.info(report.describe())
     return report

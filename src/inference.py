@@ -65,10 +65,12 @@ def prepare_sequences(
     sequences: Sequence[str],
     path: str | Path | None = None,
     lines: np.ndarray | None = None,
+    ids: list[str] | None = None,
 ) -> dict[str, np.ndarray]:
     """Validate and encode sequences once with ``processing.prepare``; problems -> DataError.
 
-    ``path`` / ``lines`` (1-based line per sequence) only make the error messages cite the file.
+    ``path`` / ``lines`` (1-based line per sequence) only make the error messages cite the file;
+    ``ids`` (FASTA headers) feed processings that read flags from them (mpra's reverse orientation).
     """
     where = str(path) if path is not None else "<sequences>"
 
@@ -88,7 +90,7 @@ def prepare_sequences(
             f"letter {sequences[row][col]!r} at position {col + 1} is not one of ACGTN", where, line_of(row)
         )
     try:
-        return processing.prepare(codes, lengths)
+        return {**processing.prepare(codes, lengths), **processing.id_fields(ids, len(sequences))}
     except LengthPolicyError as err:
         raise DataError(f"{err.problem} (processing={processing.name})", where, line_of(err.row)) from None
 
@@ -109,6 +111,7 @@ def predict_sequences(
     *,
     path: str | Path | None = None,
     lines: np.ndarray | None = None,
+    ids: list[str] | None = None,
 ) -> np.ndarray:
     """Expression-scale predictions ``(N, T)`` (float32) for ``sequences``, in their order.
 
@@ -122,7 +125,7 @@ def predict_sequences(
     batch_size = int(batch_size)
     processing = module.processing
     average = resolve_rc_average(processing, rc_average)
-    prepared = prepare_sequences(processing, sequences, path, lines)
+    prepared = prepare_sequences(processing, sequences, path, lines, ids)
     fields = {k: torch.from_numpy(np.ascontiguousarray(v)) for k, v in prepared.items()}
     n = len(sequences)
     n_targets = int(module.hparams.get("n_targets", 1))

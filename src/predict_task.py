@@ -36,6 +36,7 @@ def predict(cfg: DictConfig) -> dict[str, Any]:
         progress=bool(cfg.get("progress", True)),
         path=records.path,
         lines=records.lines,
+        ids=records.ids,  # FASTA headers: the mpra processing's orientation flag
     )
     columns = prediction_columns(module, preds.shape[1])
     write_predictions(output, records.sequences, preds, columns)

@@ -10,6 +10,12 @@ and the module reseeds its random draws at every epoch start, so a run killed at
 point and resumed with ``ckpt_path=last`` / ``resume=true`` (same run folder) ends with
 the metrics of an uninterrupted one; :class:`EpochStream` makes both hold in Lightning.
 
+Test split: when the data publishes one (a folder's test file, ``set`` = Test, ``data.test_fold``),
+the best checkpoint (by the monitored metric, ``monitor:``; the last one only when none was kept) is scored on it after
+training: ``test/pearson``, ``test/spearman``, ``test/mse`` (and ``_<task>`` per target) go into
+``metrics.json`` (``metrics``), the loggers (W&B, CSV) and so the sweep ledger and leaderboard;
+``test_predictions.tsv`` holds the measured and predicted values.
+
 Outcome: ``metrics.json`` records ``"status": "ok"``, ``"collapsed"`` when the last validation
 predicted a constant (zero spread or undefined Pearson r; the run itself completed), or
 ``"diverged"`` when the loss became NaN/inf (then :class:`DivergedError` is raised; the
@@ -24,14 +30,17 @@ from pathlib import Path
 from typing import Any
 
 import lightning as L
+import numpy as np
 import torch
 from hydra.utils import instantiate
 from omegaconf import DictConfig, OmegaConf
 
-from src.checkpoint import init_from_checkpoint, load_module, resolve_ckpt_path
+from src.checkpoint import init_from_checkpoint, load_module, resolve_ckpt_path, transfer_from_checkpoint
 from src.datamodules.datamodule import PrixFixeDataModule
 from src.errors import ConfigError, DivergedError
 from src.evaluation import TestSuite, load_test_suite
+from src.evaluation.prediction_file import write_predictions
+from src.inference import resolve_device
 from src.lit_modules.metrics import check_monitor, metric_names, monitor_of
 from src.lit_modules.prixfixe_module import PrixFixeModule, module_factory
 from src.utils.io import atomic_write_text, json_safe, write_json
@@ -130,11 +139,21 @@ def train(cfg: DictConfig) -> dict[str, Any]:
         print(module.describe())
         return {"combination": name, "params": sum(p.numel() for p in module.parameters() if p.requires_grad)}
 
+    if OmegaConf.is_missing(cfg, "init_from"):  # a transfer preset names no yeast checkpoint by itself
+        raise ConfigError("missing required config value init_from (set it on the command line: init_from=<.ckpt>)")
     run_dir = Path(cfg.paths.run_dir)
     ckpt_path = resolve_ckpt_path(cfg, run_dir)  # a missing checkpoint fails before data is read
     if cfg.get("init_from"):
         if ckpt_path:
             log.info("resuming from %s: init_from=%s is not applied", ckpt_path, cfg.init_from)
+        elif cfg.get("init_from_partial"):
+            report = transfer_from_checkpoint(module, cfg.init_from)
+            refused = sorted(f"net.{r}" for r in module.hparams.freeze if f"net.{r}" in report.fresh_blocks())
+            if refused:
+                raise ConfigError(
+                    f"freeze: {', '.join(refused)} was re-initialised by init_from={cfg.init_from} (nothing copied); "
+                    "freezing it would keep random weights"
+                )
         else:
             init_from_checkpoint(module, cfg.init_from, strict=bool(cfg.get("init_from_strict", True)))
 
@@ -158,8 +177,10 @@ def train(cfg: DictConfig) -> dict[str, Any]:
     print(module.describe())
     error: DivergedError | None = None
     test_scores: dict[str, Any] | None = None
+    test_split: dict[str, Any] | None = None
     try:
         trainer.fit(module, datamodule=datamodule, ckpt_path=ckpt_path)
+        test_split = score_test_split(trainer, datamodule, run_dir)
         if test_suite is not None:
             test_scores = evaluate_after_training(trainer, test_suite, run_dir)
     except DivergedError as err:
@@ -188,6 +209,9 @@ def train(cfg: DictConfig) -> dict[str, Any]:
     }
     if error is not None:
         summary["error"] = str(error)
+    if test_split is not None:
+        summary["metrics"].update(test_split["metrics"])
+        summary["test_checkpoint"] = test_split["checkpoint"]
     if test_scores is not None:
         summary["test"] = {k: test_scores[k] for k in ("pearson_score", "spearman_score", "partial")}
     summary = json_safe(summary)  # NaN/inf metrics (a diverged run) become null
@@ -207,14 +231,43 @@ def train(cfg: DictConfig) -> dict[str, Any]:
     return summary
 
 
+def best_checkpoint(trainer: L.Trainer, run_dir: Path) -> str:
+    """The best checkpoint by the monitored metric; the last one only when no best was kept."""
+    callback = trainer.checkpoint_callback
+    return getattr(callback, "best_model_path", "") or str(run_dir / "checkpoints" / "last.ckpt")
+
+
+def score_test_split(trainer: L.Trainer, datamodule: PrixFixeDataModule, run_dir: Path) -> dict[str, Any] | None:
+    """Score the best checkpoint on the data's test split (None without one); log and write predictions."""
+    if datamodule.test_set is None:
+        return None
+    path = best_checkpoint(trainer, run_dir)
+    module = load_module(path).to(resolve_device("auto"))
+    metrics, pred, y = module.score_split(datamodule.test_dataloader(), prefix="test/")
+    tasks = module.task_names
+    columns = [*tasks, *(f"prediction_{t}" for t in tasks)]
+    records = datamodule.split_records["test"]
+    table = np.concatenate([y.numpy(), pred.numpy()], axis=1)
+    write_predictions(run_dir / "test_predictions.tsv", records.sequences, table, columns)
+    for lg in trainer.loggers:
+        lg.log_metrics(metrics, step=trainer.global_step)
+        lg.save()  # training has finalised the loggers already: write these rows now (CSV)
+    log.info(
+        "test split (%d sequences) scored with %s: %s",
+        len(records),
+        Path(path).name,
+        ", ".join(f"{k} {v:.4f}" for k, v in metrics.items()),
+    )
+    return {"metrics": metrics, "checkpoint": path}
+
+
 def evaluate_after_training(trainer: L.Trainer, suite: TestSuite, run_dir: Path) -> dict[str, Any]:
     """Score the best (else last) checkpoint on the DREAM test suite; report in ``<run>/evaluation``."""
     from src.evaluation import format_table
     from src.evaluation.evaluate_model import evaluate_module
     from src.evaluation.wandb_scores import log_scores_to_run
 
-    callback = trainer.checkpoint_callback
-    best = getattr(callback, "best_model_path", "") or str(run_dir / "checkpoints" / "last.ckpt")
+    best = best_checkpoint(trainer, run_dir)
     out_dir = run_dir / "evaluation"
     scores = evaluate_module(load_module(best), suite, out_dir, device="auto")
     print(format_table(scores))

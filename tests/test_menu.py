@@ -54,7 +54,7 @@ SHRINK = {
     ("final", "metformin"): [],
 }
 # processings whose length can be cut for speed (the others have fixed team layouts)
-SHORT = {"autosome": 40, "bhi": 40, "onehot": 40, "camformers": 40, "metformin": 100, "sysu": 160}
+SHORT = {"autosome": 40, "bhi": 40, "onehot": 40, "camformers": 40, "metformin": 100, "sysu": 160, "mpra": 100}
 SAMPLE = random.Random(15).sample(COMBINATIONS, 24)  # the fast suite's share of the cross product
 
 

@@ -1,8 +1,10 @@
 """The LightningDataModule: read + validate once, encode once, build batches vectorised.
 
-Data flow: a *source* (``conf/data``) yields validated :class:`Records`, whose
-sequences are held once as compact uint8 codes (:class:`SequenceStore`, memory-mapped
-from the binary cache for large DREAM files), split by sequence hash. The
+Data flow: a *source* (``conf/data``) yields validated :class:`Records` (one file, or
+one per split for a folder), whose sequences are held once as compact uint8 codes
+(:class:`SequenceStore`, memory-mapped from the binary cache for large DREAM files),
+split as the data set publishes it (folder, split column, fold column) or by sequence
+hash (see :mod:`src.datamodules.splits`). The
 *processing* (``conf/processing``) checks its length policy on every read up front;
 batches are built by :meth:`EncodedDataset.__getitems__` from index tensors: the
 processing's per-sequence step, one-hot, flags and augmentations are array operations
@@ -29,6 +31,7 @@ from torch.utils.data import DataLoader, Dataset, Sampler
 from src.datamodules.encoding import PAD
 from src.datamodules.processing.base import Processing
 from src.datamodules.readers import Records, report_duplicates
+from src.datamodules.splits import SPLITS, SplitData, check_sizes, column_assignment, fold_assignment, resolve_mode
 from src.datamodules.store import SequenceStore, first_rows_by_length
 from src.errors import ConfigError, DataError, LengthPolicyError
 
@@ -122,10 +125,18 @@ class EncodedDataset(Dataset):
     """
 
     def __init__(
-        self, store: SequenceStore, rows: np.ndarray, targets: np.ndarray, processing: Processing, train: bool
+        self,
+        store: SequenceStore,
+        rows: np.ndarray,
+        targets: np.ndarray,
+        processing: Processing,
+        train: bool,
+        extras: dict[str, np.ndarray] | None = None,
     ) -> None:
         self.store = store
         self.rows = np.asarray(rows, dtype=np.int64)
+        # per-read arrays from the ids (mpra's orientation flag), indexed like the store
+        self.extras = {k: torch.from_numpy(np.ascontiguousarray(v)) for k, v in (extras or {}).items()}
         self.targets = torch.from_numpy(np.array(targets[self.rows], dtype=np.float32))
         self.processing = processing
         self.train = train
@@ -144,6 +155,7 @@ class EncodedDataset(Dataset):
         generator = torch.Generator().manual_seed(request.seed) if self.train else None
         codes, lengths = self.store.rows(self.rows[seq.numpy()])
         fields = {k: torch.from_numpy(v) for k, v in self.processing.prepare(codes, lengths).items()}
+        fields.update({k: v[self.rows[seq.numpy()]] for k, v in self.extras.items()})
         return self.processing.make_batch(fields, self.targets[seq], view, self.train, generator)
 
 
@@ -152,11 +164,15 @@ def _identity(batch: dict[str, Tensor]) -> dict[str, Tensor]:
 
 
 class PrixFixeDataModule(L.LightningDataModule):
-    """Reads a source, splits by sequence hash, prepares with the team processing."""
+    """Reads a source, splits it (published split or sequence hash), prepares with the team processing.
+
+    ``split``/``test_fold``/``fold_val`` are ``data.split``/``data.test_fold``/``data.val_fold``;
+    ``n_folds``/``val_fold`` define the hash split used when the data publishes none.
+    """
 
     def __init__(
         self,
-        source: Callable[[], Records],
+        source: Callable[[], SplitData],
         processing: Processing,
         batch_size: int = 256,
         eval_batch_size: int | None = None,
@@ -167,6 +183,9 @@ class PrixFixeDataModule(L.LightningDataModule):
         seed: int = 0,
         val_max_items: int | None = None,
         val_seed: int = 0,
+        split: str = "auto",
+        test_fold: int | None = None,
+        fold_val: int | None = None,
     ) -> None:
         super().__init__()
         self.source = source
@@ -184,18 +203,30 @@ class PrixFixeDataModule(L.LightningDataModule):
             )
         self.val_max_items = None if val_max_items is None else int(val_max_items)
         self.val_seed = int(val_seed)
+        self.split = str(split)
+        self.test_fold = None if test_fold is None else int(test_fold)
+        self.fold_val = None if fold_val is None else int(fold_val)
+        self.split_form: str | None = None
         self.records: Records | None = None
+        self.parts: dict[str, tuple[Records, np.ndarray]] = {}  # split -> (records of its file, rows)
         self.train_set: EncodedDataset | None = None
         self.val_set: EncodedDataset | None = None
+        self.test_set: EncodedDataset | None = None
         self.folds: np.ndarray | None = None
 
-    def setup(self, stage: str | None = None) -> None:
-        if self.train_set is not None:
-            return
-        records = self.source()
+    def _store(self, records: Records) -> SequenceStore:
+        """The records' code store, with duplicates reported and the length policy checked."""
         report_duplicates(records)
         store = records.store if records.store is not None else SequenceStore.from_sequences(records.sequences)
         self._check_lengths(records, store)
+        return store
+
+    def _assign(self, records: Records, store: SequenceStore) -> np.ndarray:
+        """Split index per read of one file (0 train, 1 val, 2 test) in the resolved form."""
+        if self.split_form == "column":
+            return column_assignment(records)
+        if self.split_form == "fold":
+            return fold_assignment(records, self.test_fold, self.fold_val)
         self.folds = (store.hashes % np.uint64(self.n_folds)).astype(np.int16)
         val = self.folds == self.val_fold
         if val.all() or not val.any():
@@ -204,21 +235,56 @@ class PrixFixeDataModule(L.LightningDataModule):
                 f"({len(records)} sequences, {self.n_folds} folds)",
                 records.path,
             )
-        val_rows = np.flatnonzero(val)
+        return val.astype(np.int64)
+
+    def setup(self, stage: str | None = None) -> None:
+        if self.train_set is not None:
+            return
+        data = self.source()
+        self.split_form = resolve_mode(data, self.split)
+        stores: dict[str, SequenceStore] = {}
+        if isinstance(data, dict):
+            for name, records in data.items():
+                stores[name] = self._store(records)
+                self.parts[name] = (records, np.arange(len(records), dtype=np.int64))
+        else:
+            store = self._store(data)
+            which = self._assign(data, store)
+            for index, name in enumerate(SPLITS):
+                if (which == index).any():
+                    stores[name] = store
+                    self.parts[name] = (data, np.flatnonzero(which == index))
+        first = next(iter(self.parts.values()))[0]
+        check_sizes({k: len(rows) for k, (_, rows) in self.parts.items()}, self.split_form, first.path)
+        records, val_rows = self.parts["val"]
         if self.val_max_items is not None and len(val_rows) > self.val_max_items:
             # a seeded subset that depends only on the split, never on the processing or the run's seed
             pick = np.random.default_rng(self.val_seed).choice(len(val_rows), self.val_max_items, replace=False)
-            val_rows = val_rows[np.sort(pick)]
-        self.records = records
-        self.train_set = EncodedDataset(store, np.flatnonzero(~val), records.targets, self.processing, True)
-        self.val_set = EncodedDataset(store, val_rows, records.targets, self.processing, False)
+            self.parts["val"] = (records, val_rows[np.sort(pick)])
+
+        def dataset(name: str, train: bool) -> EncodedDataset:
+            records, rows = self.parts[name]
+            extras = self.processing.id_fields(records.ids, len(records))
+            return EncodedDataset(stores[name], rows, records.targets, self.processing, train, extras)
+
+        self.records = self.parts["train"][0]
+        self.train_set = dataset("train", True)
+        self.val_set = dataset("val", False)
+        self.test_set = dataset("test", False) if "test" in self.parts else None
         log.info(
-            "data %s: %d train / %d validation sequences, processing %s",
-            records.path,
+            "data %s: %d train / %d validation / %s test sequences (%s split), processing %s",
+            self.records.path,
             self.train_set.n_sequences,
             self.val_set.n_sequences,
+            self.test_set.n_sequences if self.test_set is not None else "no",
+            self.split_form,
             self.processing.describe(),
         )
+
+    @property
+    def split_records(self) -> dict[str, Records]:
+        """The records of every split (copies of their rows; made on demand)."""
+        return {name: records.subset(rows) for name, (records, rows) in self.parts.items()}
 
     def _check_lengths(self, records: Records, store: SequenceStore) -> None:
         """Apply the processing's length policy to every read, citing the first offending line.
@@ -276,3 +342,10 @@ class PrixFixeDataModule(L.LightningDataModule):
         rank, world = self._rank()
         sampler = EpochBatchSampler(len(self.val_set), self.eval_batch_size, False, rank=rank, world_size=world)
         return self._loader(self.val_set, sampler)
+
+    def test_dataloader(self) -> DataLoader:
+        """The published test split in order (one process); absent splits are a ConfigError."""
+        if self.test_set is None:
+            raise ConfigError(f"the data has no test split (split form: {self.split_form})")
+        sampler = EpochBatchSampler(len(self.test_set), self.eval_batch_size, False)
+        return self._loader(self.test_set, sampler)

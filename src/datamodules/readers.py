@@ -47,9 +47,26 @@ class Records:
     store: SequenceStore | None = None  # compact arrays of the sequences (vectorised reader)
     length_first: tuple[np.ndarray, np.ndarray] | None = None  # distinct lengths, first row of each
     duplicates: tuple[int, int, int] | None = None  # see store.duplicate_counts
+    split_labels: list[str] | None = None  # raw values of the split column (``set``), when read
+    folds: np.ndarray | None = None  # int64 (N,): the fold column (lentiMPRA), when read
 
     def __len__(self) -> int:
         return len(self.sequences)
+
+    def subset(self, rows: np.ndarray) -> Records:
+        """The records at ``rows`` (a boolean mask or indices), same file and line numbers."""
+        index = np.flatnonzero(rows) if np.asarray(rows).dtype == bool else np.asarray(rows, dtype=np.int64)
+        pick = index.tolist()
+        return Records(
+            [self.sequences[i] for i in pick],
+            self.targets[index],
+            self.lines[index],
+            self.path,
+            list(self.target_names),
+            None if self.ids is None else [self.ids[i] for i in pick],
+            split_labels=None if self.split_labels is None else [self.split_labels[i] for i in pick],
+            folds=None if self.folds is None else self.folds[index],
+        )
 
     @property
     def n_targets(self) -> int:
@@ -234,8 +251,15 @@ def read_table(
     target_columns: Sequence[str],
     id_column: str | None = None,
     delimiter: str = "\t",
+    split_column: str | None = None,
+    fold_column: str | None = None,
 ) -> Records:
-    """A delimited table with a header row (lentiMPRA, DeepSTARR, ...)."""
+    """A delimited table with a header row (lentiMPRA, DeepSTARR, ...).
+
+    ``split_column`` (DeepSTARR's ``set``) and ``fold_column`` (lentiMPRA's ``fold``, an
+    integer) are read when the header has them and ignored otherwise; the split form
+    that uses them is chosen by :mod:`src.datamodules.splits`.
+    """
     rows = _open_lines(path)
     try:
         _, header_line = next(rows)
@@ -249,7 +273,9 @@ def read_table(
     seq_i = header.index(sequence_column)
     tgt_i = [header.index(c) for c in target_columns]
     id_i = header.index(id_column) if id_column else None
-    sequences, values, lines, ids = [], [], [], []
+    split_i = header.index(split_column) if split_column and split_column in header else None
+    fold_i = header.index(fold_column) if fold_column and fold_column in header else None
+    sequences, values, lines, ids, labels, folds = [], [], [], [], [], []
     for number, line in rows:
         if not line.strip():
             continue
@@ -261,6 +287,13 @@ def read_table(
         lines.append(number)
         if id_i is not None:
             ids.append(parts[id_i].strip())
+        if split_i is not None:
+            labels.append(parts[split_i].strip())
+        if fold_i is not None:
+            fold = parts[fold_i].strip()
+            if not fold.lstrip("-").isdigit():
+                raise DataError(f"{header[fold_i]} {fold!r} is not an integer fold", path, number)
+            folds.append(int(fold))
     if not sequences:
         raise DataError("file holds a header but no rows", path)
     line_arr = np.asarray(lines, dtype=np.int64)
@@ -272,6 +305,8 @@ def read_table(
         str(path),
         list(target_columns),
         ids if id_i is not None else None,
+        split_labels=labels if split_i is not None else None,
+        folds=np.asarray(folds, dtype=np.int64) if fold_i is not None else None,
     )
 
 

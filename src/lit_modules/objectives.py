@@ -6,7 +6,13 @@ objective.outputs_per_target``; the objective gives
 
 * ``loss(head, y)``: a scalar from the head output and the raw targets ``(B, T)``;
 * ``predict(head)``: ``(B, T)`` on the expression scale;
-* ``fit(y_train)``: target statistics from the training split (standardisation).
+* ``fit(y_train)``: target statistics from the training split (standardisation,
+  soft-bin range).
+
+With several targets the loss is the sum of the per-target losses (each averaged
+over the batch). Target statistics are persistent buffers whose shape follows the
+checkpoint on loading (one value per target); a checkpoint written before a buffer
+existed keeps the buffer's default.
 """
 
 from __future__ import annotations
@@ -22,6 +28,17 @@ class Objective(nn.Module):
     """Base class."""
 
     outputs_per_target: int = 1
+
+    def _load_from_state_dict(self, state_dict, prefix, local_metadata, strict, missing, unexpected, errors) -> None:  # noqa: ANN001
+        for name, buf in list(self._buffers.items()):
+            if buf is None or name in self._non_persistent_buffers_set:
+                continue
+            key = prefix + name
+            if key not in state_dict:
+                state_dict[key] = buf.clone()  # older checkpoint: keep the default
+            elif state_dict[key].shape != buf.shape:  # per-target statistics: take the checkpoint's shape
+                self._buffers[name] = torch.empty(state_dict[key].shape, dtype=buf.dtype, device=buf.device)
+        super()._load_from_state_dict(state_dict, prefix, local_metadata, strict, missing, unexpected, errors)
 
     def fit(self, y_train: Tensor) -> None:
         """Learn target statistics from the training split (no-op by default)."""
@@ -39,21 +56,53 @@ class Objective(nn.Module):
 class SoftBinObjective(Objective):
     """autosome.org's soft-label classification over expression bins.
 
-    The measured value ``y`` is taken as Normal(y + shift, sd); bin 0 holds the mass
-    below 1, bin k (1..K-2) the mass in [k, k + 1) and the last bin the mass from
-    K - 1 upwards. Loss = KL(labels || softmax(logits)) averaged over the batch;
-    prediction = expected bin index (soft-argmax).
+    The measured value ``y`` (on the bin scale, see below) is taken as Normal(y + shift, sd);
+    bin 0 holds the mass below 1, bin k (1..K-2) the mass in [k, k + 1) and the last bin the
+    mass from K - 1 upwards. Loss = KL(labels || softmax(logits)) per target, averaged over
+    the batch and summed over targets; prediction = expected bin index (soft-argmax).
+
+    Bin scale: DREAM's expression is already 0..17 = the bin index. For other data
+    (log2 enrichments, MPRA activities) ``rescale`` re-bins each target's training range
+    onto the bins: ``y_bin = (y - low) / span * (K - 1)`` with ``low``/``span`` the training
+    split's min and max - min, and predictions are mapped back. ``auto`` (default) rescales
+    only when some training target lies outside ``[0, K - 1]`` (so DREAM is unchanged),
+    ``fit`` always rescales, ``none`` never. Predictions stay within the training range.
     """
 
-    def __init__(self, n_bins: int = 18, sd: float = 0.5, shift: float = 0.5) -> None:
+    def __init__(self, n_bins: int = 18, sd: float = 0.5, shift: float = 0.5, rescale: str = "auto") -> None:
         super().__init__()
+        if rescale not in {"auto", "fit", "none"}:
+            raise ValueError(f"final.objective.rescale must be one of auto, fit, none (got {rescale!r})")
         self.outputs_per_target = int(n_bins)
         self.sd = float(sd)
         self.shift = float(shift)
+        self.rescale = rescale
+        # y_bin = (y - low) / span * (K - 1); the defaults are the identity (DREAM's scale)
+        self.register_buffer("low", torch.zeros(1))
+        self.register_buffer("span", torch.full((1,), float(n_bins - 1)))
         inner = torch.arange(1, n_bins, dtype=torch.float32)  # edges 1 .. K-1
         inf = torch.tensor([float("inf")])
         self.register_buffer("edges", torch.cat([-inf, inner, inf]), persistent=False)
         self.register_buffer("bin_values", torch.arange(n_bins, dtype=torch.float32), persistent=False)
+
+    def fit(self, y_train: Tensor) -> None:
+        top = self.outputs_per_target - 1
+        y = y_train.double()
+        if self.rescale == "none" or (self.rescale == "auto" and bool(((y >= 0) & (y <= top)).all())):
+            self.low = torch.zeros(1, device=self.low.device)
+            self.span = torch.full((1,), float(top), device=self.span.device)
+            return
+        low, high = y.min(0).values, y.max(0).values
+        self.low = low.float().to(self.low.device)
+        self.span = (high - low).clamp_min(1e-8).float().to(self.span.device)
+
+    @property
+    def rescaled(self) -> bool:
+        return bool((self.low != 0).any() or (self.span != self.outputs_per_target - 1).any())
+
+    def to_bins(self, y: Tensor) -> Tensor:
+        """Targets ``(B, T)`` -> the bin scale ``[0, K - 1]``."""
+        return (y.float() - self.low) / self.span * (self.outputs_per_target - 1)
 
     def soft_labels(self, y: Tensor) -> Tensor:
         """``(..., )`` targets -> ``(..., K)`` bin probabilities (closed-form normal masses)."""
@@ -63,14 +112,20 @@ class SoftBinObjective(Objective):
 
     def loss(self, head: Tensor, y: Tensor) -> Tensor:
         log_probs = F.log_softmax(head.float(), dim=-1).flatten(0, -2)
-        labels = self.soft_labels(y).flatten(0, -2)
-        return F.kl_div(log_probs, labels, reduction="batchmean")
+        labels = self.soft_labels(self.to_bins(y)).flatten(0, -2)
+        # KL summed over bins and targets, averaged over the batch: the sum of the per-target losses
+        return F.kl_div(log_probs, labels, reduction="sum") / head.shape[0]
 
     def predict(self, head: Tensor) -> Tensor:
-        return (F.softmax(head.float(), dim=-1) * self.bin_values).sum(-1)
+        bins = (F.softmax(head.float(), dim=-1) * self.bin_values).sum(-1)
+        return bins / (self.outputs_per_target - 1) * self.span + self.low
 
     def describe(self) -> str:
-        return f"soft-bin KL over {self.outputs_per_target} bins (N(y+{self.shift}, {self.sd})), soft-argmax"
+        text = f"soft-bin KL over {self.outputs_per_target} bins (N(y+{self.shift}, {self.sd})), soft-argmax"
+        if self.rescaled:
+            ranges = ", ".join(f"[{lo:.3g}, {lo + sp:.3g}]" for lo, sp in zip(self.low.tolist(), self.span.tolist()))
+            text += f"; targets re-binned from training range {ranges}"
+        return text
 
 
 class RegressionObjective(Objective):
@@ -147,10 +202,12 @@ class RegressionObjective(Objective):
         if self.training and self.target_clip is not None:
             target = target.clamp(*self.target_clip)
         if self.loss_name == "mse":
-            return F.mse_loss(pred, target)
-        if self.loss_name == "huber":
-            return F.huber_loss(pred, target, delta=self.huber_delta)
-        return F.l1_loss(pred, target)
+            per = F.mse_loss(pred, target, reduction="none")
+        elif self.loss_name == "huber":
+            per = F.huber_loss(pred, target, delta=self.huber_delta, reduction="none")
+        else:
+            per = F.l1_loss(pred, target, reduction="none")
+        return per.mean(0).sum()  # mean over the batch, sum over targets
 
     def predict(self, head: Tensor) -> Tensor:
         if self.knots is not None:

@@ -24,7 +24,7 @@ from torch.optim.lr_scheduler import ReduceLROnPlateau
 from src.blocks.base import resolve_aux
 from src.datamodules.processing import build_processing
 from src.datamodules.processing.base import Processing
-from src.errors import DivergedError
+from src.errors import ConfigError, DivergedError
 from src.lit_modules.composer import PrixFixeNet, compose
 from src.lit_modules.metrics import DEFAULT_MONITOR, build_metrics, metric_names, monitor_of
 from src.lit_modules.objectives import Objective
@@ -35,6 +35,22 @@ warnings.filterwarnings("ignore", message="Metric `SpearmanCorrcoef` will save a
 
 def _plain(cfg: Any) -> Any:
     return OmegaConf.to_container(cfg, resolve=True) if isinstance(cfg, DictConfig) else cfg
+
+
+FREEZABLE = ("first", "core", "final")
+
+
+def check_freeze(freeze: Any) -> list[str]:
+    """``freeze`` as a list of block roles; anything else is a ConfigError naming the key."""
+    roles = [] if freeze is None else [freeze] if isinstance(freeze, str) else list(_plain(freeze))
+    unknown = [r for r in roles if r not in FREEZABLE]
+    if unknown:
+        raise ConfigError(
+            f"freeze: unknown block(s) {unknown}; use a list of {', '.join(FREEZABLE)} (e.g. [first,core])"
+        )
+    if set(roles) == set(FREEZABLE):
+        raise ConfigError("freeze: freezing first, core and final leaves nothing to train")
+    return [r for r in FREEZABLE if r in roles]
 
 
 def is_collapsed(lo: Tensor, hi: Tensor, pearson: Tensor | None = None, rel_tol: float = 1e-6) -> bool:
@@ -67,6 +83,8 @@ class PrixFixeModule(L.LightningModule):
         seed: int = 0,
         nan_check_every: int = 1,
         monitor: str = DEFAULT_MONITOR,
+        target_names: list[str] | None = None,
+        freeze: list[str] | None = None,
     ) -> None:
         super().__init__()
         self.monitor = monitor  # the metric shown in the progress bar; not a hyperparameter (no effect on results)
@@ -81,6 +99,8 @@ class PrixFixeModule(L.LightningModule):
                 "aux_weights": _plain(aux_weights) or {},
                 "seed": int(seed),
                 "nan_check_every": int(nan_check_every),
+                "target_names": list(target_names) if target_names else None,
+                "freeze": check_freeze(freeze),
             }
         )
         hp = self.hparams
@@ -96,7 +116,11 @@ class PrixFixeModule(L.LightningModule):
             outputs_per_target=self.objective.outputs_per_target,
             names=(hp.first["name"], hp.core["name"], hp.final["name"]),
         )
-        self.val_metrics = build_metrics(metric_names(hp.final), hp.n_targets).clone(prefix="val/")
+        self.metric_names = metric_names(hp.final)
+        for role in hp.freeze:
+            getattr(self.net, role).requires_grad_(False)
+        self.train(self.training)  # frozen blocks start in eval mode
+        self.val_metrics = build_metrics(self.metric_names, hp.n_targets).clone(prefix="val/")
         self._nonfinite = torch.zeros((), dtype=torch.bool)
         # per-target range of this validation epoch's predictions (on device; read once at the epoch end)
         self._pred_lo = torch.full((int(n_targets),), float("inf"))
@@ -117,7 +141,15 @@ class PrixFixeModule(L.LightningModule):
         return pred
 
     # ------------------------------------------------------------------ training
+    def train(self, mode: bool = True) -> PrixFixeModule:
+        """Frozen blocks (``freeze``) stay in eval mode: BatchNorm keeps its running statistics, no dropout."""
+        super().train(mode)
+        for role in self.hparams.get("freeze") or []:
+            getattr(self.net, role).eval()
+        return self
+
     def on_train_epoch_start(self) -> None:
+        self.train(True)  # Lightning restores per-module modes itself; keep frozen blocks in eval mode
         # dropout etc. draw from a generator reseeded per epoch: a resumed run repeats the same draws
         torch.manual_seed(int(self.hparams.seed) * 100_003 + self.current_epoch)
 
@@ -170,23 +202,60 @@ class PrixFixeModule(L.LightningModule):
             pred, y = pred[:, 0], y[:, 0]
         self.val_metrics.update(pred, y.float())
 
+    @property
+    def task_names(self) -> list[str]:
+        """One label per target (``data.tasks``): metric suffixes and prediction columns."""
+        n = int(self.hparams.n_targets)
+        names = self.hparams.get("target_names") or []
+        return [str(t) for t in names][:n] if len(names) >= n else [f"t{i}" for i in range(n)]
+
+    def named_metrics(self, computed: dict[str, Tensor]) -> dict[str, Tensor]:
+        """``{"val/pearson": mean over targets, "val/pearson_<task>": per target (several targets)}``."""
+        out: dict[str, Tensor] = {}
+        for name, value in computed.items():
+            out[name] = value.float().mean()
+            if value.numel() > 1:
+                out.update({f"{name}_{task}": v.float() for task, v in zip(self.task_names, value)})
+        return out
+
     def on_validation_epoch_end(self) -> None:
         values = self.val_metrics.compute()
         pearson = values.get("val/pearson")
         self.collapsed = is_collapsed(self._pred_lo, self._pred_hi, pearson)
-        for name, value in values.items():
+        for name, value in self.named_metrics(values).items():
             # torchmetrics already reduced over ranks: every rank logs the same global value
-            self.log(name, value.float().mean(), prog_bar=name == self.monitor, sync_dist=True)
-            if value.numel() > 1:  # multi-task: one curve per target as well
-                for t, v in enumerate(value):
-                    self.log(f"{name}/t{t}", v)
+            self.log(name, value, prog_bar=name == self.monitor, sync_dist=True)
         self.val_metrics.reset()
+
+    @torch.no_grad()
+    def score_split(self, loader: Any, prefix: str = "test/") -> tuple[dict[str, float], Tensor, Tensor]:
+        """Metrics (``<prefix>pearson``, ``<prefix>pearson_<task>``, ...), predictions and targets of a loader.
+
+        Predictions are made as in validation (eval mode, strands averaged when the processing says so).
+        """
+        was_training = self.training
+        self.eval()
+        preds, targets = [], []
+        try:
+            for batch in loader:
+                x = batch["x"].to(self.device)
+                preds.append(self.predict_expression(x).float().cpu())
+                targets.append(batch["y"].float().cpu())
+        finally:
+            self.train(was_training)
+        pred, y = torch.cat(preds), torch.cat(targets)
+        metrics = build_metrics(self.metric_names, int(self.hparams.n_targets)).clone(prefix=prefix)
+        single = int(self.hparams.n_targets) == 1
+        metrics.update(pred[:, 0] if single else pred, y[:, 0] if single else y)
+        values = {k: float(v) for k, v in self.named_metrics(metrics.compute()).items()}
+        return values, pred, y
 
     # ----------------------------------------------------------------- optimiser
     def configure_optimizers(self) -> dict:
         recipe = self.hparams.recipe
         lr = float(recipe["lr"])
-        optimizer = instantiate(recipe["optimizer"])(self.parameters(), lr=lr)
+        trainable = [p for p in self.parameters() if p.requires_grad]  # frozen blocks are left out
+        optimizer = instantiate(recipe["optimizer"])(trainable, lr=lr)
         if not recipe.get("scheduler"):
             return {"optimizer": optimizer}
         total = int(self.trainer.estimated_stepping_batches)
@@ -220,4 +289,6 @@ def module_factory(cfg: DictConfig, n_targets: int) -> partial[PrixFixeModule]:
         seed=cfg.seed,
         nan_check_every=cfg.get("nan_check_every", 1),
         monitor=monitor_of(cfg)[0],
+        target_names=list(cfg.data.get("tasks") or cfg.data.get("target_names") or []) or None,
+        freeze=cfg.get("freeze"),
     )

@@ -12,6 +12,9 @@ A processing object has two stages:
   expression scale, plus any extra keys blocks may read. It is vectorised
   (no per-sample Python) and draws randomness only from ``generator``.
 
+``id_fields(ids, n)`` adds per-sequence arrays taken from the record ids (the
+MPRA/STARR processing's reverse-orientation flag); the default adds none.
+
 ``train_views`` > 1 multiplies the training set (autosome: forward and reverse
 complement, view 0 and 1). ``reverse_complement(x)`` maps an encoded batch to
 its reverse-complement encoding (used for test-time averaging and conjoined
@@ -36,6 +39,10 @@ class Processing:
 
     def prepare(self, codes: np.ndarray, lengths: np.ndarray) -> dict[str, np.ndarray]:
         raise NotImplementedError
+
+    def id_fields(self, ids: list[str] | None, n: int) -> dict[str, np.ndarray]:
+        """Per-sequence arrays derived from the ids of ``n`` records (none by default)."""
+        return {}
 
     def make_batch(
         self,
