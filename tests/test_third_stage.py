@@ -12,7 +12,7 @@ import torch
 from conftest import SHARED_DATA, compose_cfg, shared_file
 from scipy import stats
 
-from src.datamodules.datamodule import PrixFixeDataModule
+from src.datamodules.datamodule import BatchRequest, PrixFixeDataModule
 from src.datamodules.processing.mpra import MpraProcessing
 from src.datamodules.readers import read_table
 from src.datamodules.splits import find_split_files, read_source
@@ -152,7 +152,8 @@ def test_folder_split_on_shared_samples(dataset: str) -> None:
     assert dm.train_set.n_sequences == rows_in(files["train"])
     assert dm.val_set.n_sequences == rows_in(files["val"])
     assert dm.test_set.n_sequences == rows_in(files["test"])
-    assert tuple(dm.train_set.fields["codes"].shape) == (rows_in(files["train"]), cfg.data.seq_len)
+    batch = dm.train_set.__getitems__(BatchRequest(np.arange(4), 0))
+    assert tuple(batch["x"].shape) == (4, 5, cfg.data.seq_len)
 
 
 def test_fold_column_on_shared_lentimpra_sample() -> None:
@@ -195,8 +196,8 @@ def test_reverse_flag_follows_the_id_rule(dataset: str, marker: str) -> None:
         ids = dm.split_records[name].ids
         expected = np.array([marker in i for i in ids], dtype=np.uint8)
         assert 0 < expected.sum() < len(expected)
-        np.testing.assert_array_equal(dataset_.fields["reverse"].numpy(), expected)
-        batch = dataset_.__getitems__(type("R", (), {"indices": np.arange(8), "seed": 0})())
+        np.testing.assert_array_equal(dataset_.extras["reverse"][dataset_.rows].numpy(), expected)
+        batch = dataset_.__getitems__(BatchRequest(np.arange(8), 0))
         assert batch["x"].shape == (8, 5, cfg.data.seq_len)
         np.testing.assert_array_equal(batch["x"][:, 4, 0].numpy(), expected[:8])
         assert torch.all(batch["x"][:, 4] == batch["x"][:, 4, :1])  # constant along the read
