@@ -40,6 +40,7 @@ sys.path.insert(0, str(ROOT))
 MODELS = ("dream_cnn", "dream_rnn", "dream_attn")
 DATASETS = ("human_mpra", "drosophila_starr")
 REGIMES = ("scratch", "finetune", "frozen")
+LABELS = {"dream_cnn": "DREAM-CNN", "dream_rnn": "DREAM-RNN", "dream_attn": "DREAM-Attn"}
 TASKS = {"human_mpra": ["mean_value"], "drosophila_starr": ["Dev", "Hk"]}
 # few-channel versions of the presets for CPU budgets (same blocks, same wiring)
 TINY = {
@@ -195,7 +196,7 @@ def bar_plot(rows: list[dict[str, Any]], path: Path) -> None:
                 sds.append(row["test_pearson_sd"] if row and row["test_pearson_sd"] is not None else 0.0)
             xs = [i + (k - (len(REGIMES) - 1) / 2) * width for i in range(len(MODELS))]
             ax.bar(xs, means, width, yerr=sds, capsize=2, label=regime)
-        ax.set_xticks(range(len(MODELS)), ["DREAM-" + m.split("_")[1].upper() for m in MODELS])
+        ax.set_xticks(range(len(MODELS)), [LABELS[m] for m in MODELS])
         ax.set_title(f"{dataset}: {task}")
         ax.set_ylabel("test Pearson")
         ax.axhline(0.0, color="black", linewidth=0.5)
