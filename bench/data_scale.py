@@ -161,11 +161,9 @@ def spawn(args: argparse.Namespace, processing: str, mode: str, val_pass: bool =
 
 
 def cli_run(args: argparse.Namespace, mode: str) -> dict:
-    """The whole ``train.py`` process up to one training step, wall time and peak RSS of the child."""
+    """The whole ``train.py`` process up to one training step: wall seconds and that process's peak RSS."""
     out = Path("/tmp") / f"prixfixe_bench_cli_{os.getpid()}"
-    cmd = [
-        sys.executable,
-        "train.py",
+    train_args = [
         f"experiment={args.experiment}",
         "data=dream",
         f"data.path={args.path}",
@@ -176,14 +174,26 @@ def cli_run(args: argparse.Namespace, mode: str) -> dict:
         "logger=none",
         f"hydra.run.dir={out}",
     ]
+    cmd = [sys.executable, __file__, "--train-cli", *train_args]
     t = time.time()
     proc = subprocess.run(cmd, capture_output=True, text=True, env={**os.environ, "OMP_NUM_THREADS": "1"}, cwd=ROOT)
     wall = time.time() - t
     shutil.rmtree(out, ignore_errors=True)
-    if proc.returncode:
+    line = next((ln for ln in proc.stdout.splitlines() if ln.startswith("RESULT ")), None)
+    if proc.returncode or line is None:
         sys.exit(f"train.py ({mode}) failed (exit {proc.returncode}):\n{proc.stderr[-3000:]}")
-    rss = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024.0
-    return {"mode": mode, "wall_s": round(wall, 2), "peak_rss_mb_children_max": round(rss, 1)}
+    return {"mode": mode, "wall_s": round(wall, 2), **json.loads(line[len("RESULT ") :])}
+
+
+def train_cli(argv: list[str]) -> None:
+    """Run train.py in this process (as ``python train.py ARGS``) and print its peak RSS at exit."""
+    import atexit
+    import runpy
+
+    atexit.register(lambda: print("RESULT " + json.dumps({"peak_rss_mb": round(peak_rss_mb(), 1)}), flush=True))
+    sys.argv = [str(ROOT / "train.py"), *argv]
+    sys.path.insert(0, str(ROOT))
+    runpy.run_path(str(ROOT / "train.py"), run_name="__main__")
 
 
 def main() -> None:
@@ -197,10 +207,14 @@ def main() -> None:
     parser.add_argument("--val-max-items", type=int, default=None)
     parser.add_argument("--cli", action="store_true", help="also time whole train.py runs (one training step)")
     parser.add_argument("--quick", action="store_true", help="autosome only, no validation pass")
+    parser.add_argument("--cli-only", action="store_true", help="only the whole train.py runs (implies --cli)")
     parser.add_argument("--case", action="store_true", help=argparse.SUPPRESS)
     parser.add_argument("--processing", help=argparse.SUPPRESS)
     parser.add_argument("--mode", help=argparse.SUPPRESS)
     parser.add_argument("--val-pass", action="store_true", help=argparse.SUPPRESS)
+    if len(sys.argv) > 1 and sys.argv[1] == "--train-cli":
+        train_cli(sys.argv[2:])
+        return
     args = parser.parse_args()
     if args.case:
         case_main(args)
@@ -214,14 +228,30 @@ def main() -> None:
     processings = ["autosome"] if args.quick else args.processings.split(",")
     load = os.getloadavg()
     rows = []
-    for i, processing in enumerate(processings):
+    for i, processing in enumerate([] if args.cli_only else processings):
         shutil.rmtree(args.cache_dir, ignore_errors=True)  # cold: nothing cached
         rows.append(spawn(args, processing, "cold"))
         rows.append(spawn(args, processing, "warm", val_pass=(i == 0 and not args.quick)))
     cli = []
-    if args.cli:
+    if args.cli or args.cli_only:
         shutil.rmtree(args.cache_dir, ignore_errors=True)
         cli = [cli_run(args, "cold"), cli_run(args, "warm")]
+    if args.cli_only:
+        print(f"{args.path}, experiment={args.experiment}, batch {args.batch_size}")
+        print(f"load average at start: {load[0]:.2f} {load[1]:.2f} {load[2]:.2f} on {os.cpu_count()} CPUs")
+        for c in cli:
+            print(
+                f"train.py ... ++trainer.max_steps=1 ({c['mode']}): {c['wall_s']} s, peak RSS {c['peak_rss_mb']:.0f} MB"
+            )
+        out = ROOT / "bench" / "results" / f"data_scale_{args.n}_cli.json"
+        out.parent.mkdir(parents=True, exist_ok=True)
+        out.write_text(json.dumps({"path": str(args.path), "load_average": load, "cli": cli}, indent=1) + "\n")
+        print(
+            f"headline: train.py to one step on {args.path.name}: cold {cli[0]['wall_s']} s / "
+            f"{cli[0]['peak_rss_mb']:.0f} MB, warm {cli[1]['wall_s']} s / {cli[1]['peak_rss_mb']:.0f} MB "
+            f"(load {load[0]:.1f})"
+        )
+        return
     header = f"{'processing':<10} {'mode':<5} {'wall s':>7} {'imports s':>9} {'setup s':>8} {'peak RSS MB':>11}"
     header += f" {'B/read':>7}"
     print(f"{args.path} ({rows[0]['n']:,} reads), experiment={args.experiment}, batch {args.batch_size}")
@@ -236,7 +266,7 @@ def main() -> None:
     if val:
         print(f"one validation pass ({val['n_val']:,} reads, {val['val_batches']} batches): {val['val_pass_s']} s")
     for c in cli:
-        print(f"train.py ... ++trainer.max_steps=1 ({c['mode']}): {c['wall_s']} s")
+        print(f"train.py ... ++trainer.max_steps=1 ({c['mode']}): {c['wall_s']} s, peak RSS {c['peak_rss_mb']:.0f} MB")
     results = {
         "n": rows[0]["n"],
         "path": str(args.path),

@@ -16,7 +16,7 @@ import numpy as np
 import pytest
 
 from src.datamodules import dream_text
-from src.datamodules.cache import default_cache_dir, verify
+from src.datamodules.cache import default_cache_dir, is_mapped, release_pages, verify
 from src.datamodules.datamodule import PrixFixeDataModule
 from src.datamodules.encoding import encode_array
 from src.datamodules.processing.autosome import AutosomeProcessing
@@ -92,7 +92,7 @@ def test_cache_round_trip_equals_a_fresh_parse(tmp_path: Path, small_blocks: Non
     entries = [p for p in cache.iterdir() if p.is_dir()]
     assert len(entries) == 1 and not list(cache.glob(".*.tmp"))
     mapped = read_dream(path, cache=True, cache_dir=cache)
-    assert isinstance(mapped.store.codes, np.memmap)
+    assert is_mapped(mapped.store.codes) and not is_mapped(read_dream(path).store.lengths[:0].copy())
     for records in (built, mapped):
         assert_same_records(records, read_dream(path))
         np.testing.assert_array_equal(records.store.codes, read_dream(path).store.codes)
@@ -305,7 +305,11 @@ def test_warm_read_maps_instead_of_parsing(tmp_path: Path, monkeypatch: pytest.M
         raise AssertionError("a valid cache entry must not be parsed again")
 
     monkeypatch.setattr("src.datamodules.readers.scan_dream", no_parsing)
-    assert len(read_dream(path, cache=True, cache_dir=tmp_path / "c")) == 300
+    records = read_dream(path, cache=True, cache_dir=tmp_path / "c")
+    assert len(records) == 300
+    before = np.array(records.targets)
+    release_pages(records.targets)  # dropping the resident pages keeps the data
+    np.testing.assert_array_equal(records.targets, before)
 
 
 def test_evaluation_reads_gzip_test_folders_and_predictions(tmp_path: Path) -> None:

@@ -18,6 +18,7 @@ import contextlib
 import hashlib
 import json
 import logging
+import mmap
 import os
 import shutil
 import tempfile
@@ -95,9 +96,36 @@ def map_arrays(entry: Path, meta: dict[str, Any]) -> dict[str, np.ndarray]:
         shape = tuple(meta["shapes"][name])
         if int(np.prod(shape)) == 0:
             out[name] = np.zeros(shape, dtype=dtype)
-        else:
-            out[name] = np.memmap(entry / f"{name}.bin", dtype=dtype, mode="r", shape=shape)
+            continue
+        with open(entry / f"{name}.bin", "rb") as handle:
+            pages = mmap.mmap(handle.fileno(), 0, access=mmap.ACCESS_READ)
+        out[name] = np.frombuffer(pages, dtype=dtype).reshape(shape)
     return out
+
+
+def _mapping(arr: np.ndarray) -> mmap.mmap | None:
+    base: Any = arr
+    while isinstance(base, np.ndarray):
+        base = base.base
+    if isinstance(base, memoryview):
+        base = base.obj
+    return base if isinstance(base, mmap.mmap) else None
+
+
+def is_mapped(arr: np.ndarray) -> bool:
+    """Whether ``arr`` lies in a memory-mapped file."""
+    return _mapping(arr) is not None
+
+
+def release_pages(arr: np.ndarray) -> None:
+    """Drop the resident pages of a memory-mapped array from this process (no-op otherwise).
+
+    The data stays in the file and the page cache; a later access maps the pages again. Used after
+    a one-off pass over a whole array (folds from hashes, a split's targets) so they do not stay in RSS.
+    """
+    pages = _mapping(arr)
+    if pages is not None and hasattr(pages, "madvise"):
+        pages.madvise(mmap.MADV_DONTNEED)
 
 
 @contextlib.contextmanager

@@ -28,6 +28,7 @@ import torch
 from torch import Tensor
 from torch.utils.data import DataLoader, Dataset, Sampler
 
+from src.datamodules.cache import release_pages
 from src.datamodules.encoding import PAD
 from src.datamodules.processing.base import Processing
 from src.datamodules.readers import Records, report_duplicates
@@ -116,6 +117,14 @@ class EpochBatchSampler(Sampler[BatchRequest]):
             yield BatchRequest(idx, _batch_seed(self.seed, self.epoch, step * self.world_size + self.rank))
 
 
+def folds_of(hashes: np.ndarray, n_folds: int, chunk: int = 1 << 20) -> np.ndarray:
+    """Fold of every read (``hash mod n_folds``, int8), computed in chunks to bound the temporaries."""
+    folds = np.empty(len(hashes), dtype=np.int8 if n_folds <= 127 else np.int64)
+    for lo in range(0, len(hashes), chunk):
+        folds[lo : lo + chunk] = hashes[lo : lo + chunk] % np.uint64(n_folds)
+    return folds
+
+
 class EncodedDataset(Dataset):
     """One split: rows of a :class:`SequenceStore`; ``__getitems__`` prepares and builds a whole batch at once.
 
@@ -134,10 +143,10 @@ class EncodedDataset(Dataset):
         extras: dict[str, np.ndarray] | None = None,
     ) -> None:
         self.store = store
-        self.rows = np.asarray(rows, dtype=np.int64)
+        self.rows = np.asarray(rows, dtype=np.int32 if len(store) < 2**31 else np.int64)
         # per-read arrays from the ids (mpra's orientation flag), indexed like the store
         self.extras = {k: torch.from_numpy(np.ascontiguousarray(v)) for k, v in (extras or {}).items()}
-        self.targets = torch.from_numpy(np.array(targets[self.rows], dtype=np.float32))
+        self.targets = torch.from_numpy(np.ascontiguousarray(targets[self.rows], dtype=np.float32))
         self.processing = processing
         self.train = train
         self.n_sequences = len(self.rows)
@@ -227,7 +236,8 @@ class PrixFixeDataModule(L.LightningDataModule):
             return column_assignment(records)
         if self.split_form == "fold":
             return fold_assignment(records, self.test_fold, self.fold_val)
-        self.folds = (store.hashes % np.uint64(self.n_folds)).astype(np.int16)
+        self.folds = folds_of(store.hashes, self.n_folds)
+        release_pages(store.hashes)
         val = self.folds == self.val_fold
         if val.all() or not val.any():
             raise DataError(
@@ -271,6 +281,8 @@ class PrixFixeDataModule(L.LightningDataModule):
         self.train_set = dataset("train", True)
         self.val_set = dataset("val", False)
         self.test_set = dataset("test", False) if "test" in self.parts else None
+        for records, _ in self.parts.values():
+            release_pages(records.targets)  # materialised per split above
         log.info(
             "data %s: %d train / %d validation / %s test sequences (%s split), processing %s",
             self.records.path,
