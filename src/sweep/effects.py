@@ -1,0 +1,462 @@
+"""The study's answer: which block, objective and recipe make a model good, with uncertainty.
+
+Computed from a sweep's ledger (the latest record of every job whose status is ``ok`` and whose
+chosen metric is a finite number); :mod:`src.sweep.summarize` writes the results as
+``effects.md`` / ``effects.csv`` / ``effects.png``.
+
+*Factors* are the three block roles (``first``, ``core``, ``final``) and every other swept override
+that takes at least two values among those jobs (``processing``, ``recipe``, ``aux_weights.recon``,
+``recipe.lr``...). The ``seed`` is kept apart. Three analyses:
+
+1. **Marginal means.** For each level of each factor: the mean of the metric over every job at that
+   level (all combinations of the other factors, all seeds) with a 95% Student-t interval over
+   those jobs (``scipy.stats.t``). The interval therefore says how much the metric varies *with
+   the partners and the seed*, not only how well the mean is known. In a balanced sweep (every
+   combination with every seed) the level mean is the estimated marginal mean; with failed
+   combinations it is the mean of the jobs that finished.
+2. **Variance decomposition.** An ordinary least-squares model of the metric on every factor, every
+   pairwise interaction of factors and the seed (all categorical), analysed with
+   ``statsmodels.stats.anova.anova_lm`` (Type II sums of squares). Each term's *share* is its sum of
+   squares over the total sum of squares around the grand mean; the residual holds the
+   higher-order interactions and the seed-to-seed noise that the seed's main effect does not
+   explain. In a balanced sweep the shares add up to 1; in an unbalanced one Type II sums need
+   not. Interactions are left out (largest first, and said so) when the sweep has too few jobs to
+   estimate them with at least one residual degree of freedom.
+3. **Paired comparisons.** The top configurations (a configuration is a job without its seed) by
+   mean metric, each against the best: the mean over shared seeds of ``config - best`` with a 95%
+   paired-t interval (``scipy.stats.ttest_rel``); with fewer than two shared seeds no interval
+   exists and the table says so. For the DREAM test-suite scores (``test/pearson_score``,
+   ``test/spearman_score``) a paired bootstrap over test sequences is added, from the per-sequence
+   predictions each job saved (:func:`bootstrap_suite_difference`).
+"""
+
+from __future__ import annotations
+
+import math
+import re
+import warnings
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import pandas as pd
+from scipy import stats
+
+from src.sweep.ledger import COMBINATION_KEYS, job_key, latest_by_key
+
+CONFIDENCE = 0.95
+SEED = "seed"
+DEFAULT_TOP = 5
+DEFAULT_BOOTSTRAP = 1000
+SUITE_METRICS = {"test/pearson_score": "pearson", "test/spearman_score": "spearman"}
+LOWER_IS_BETTER = ("mse", "rmse", "mae", "loss")
+
+
+def higher_is_better(metric: str) -> bool:
+    """``False`` for error-like metrics (``.../mse``, ``.../loss``...), ``True`` otherwise."""
+    return metric.rsplit("/", 1)[-1].lower() not in LOWER_IS_BETTER
+
+
+def _plain(name: str) -> str:
+    return name.lstrip("+~")
+
+
+def _is_seed(name: str) -> bool:
+    return _plain(name).rsplit(".", 1)[-1] == SEED
+
+
+def _level(value: object) -> str:
+    """Text of a factor level (``None`` -> ``"-"``), the same for ``1`` and ``"1"``."""
+    return "-" if value is None else str(value)
+
+
+def _finite(value: object) -> float | None:
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        return None
+    return float(value) if math.isfinite(value) else None
+
+
+# ----------------------------------------------------------------------------- the jobs
+
+
+def jobs_frame(records: Iterable[Mapping[str, Any]], metric: str) -> pd.DataFrame:
+    """One row per ``ok`` job with a finite ``metric``: factor levels (text), ``seed``, ``config``, ``y``, ``run_dir``.
+
+    The latest record of each job key counts (a rerun replaces earlier attempts).
+    """
+    rows = []
+    for record in latest_by_key(records).values():
+        if record.get("status") != "ok":
+            continue
+        y = _finite((record.get("metrics") or {}).get(metric))
+        if y is None:
+            continue
+        overrides = {_plain(k): v for k, v in (record.get("overrides") or {}).items()}
+        combo = dict(record.get("combination") or {})
+        row: dict[str, Any] = {name: _level(combo.get(name, overrides.get(name))) for name in COMBINATION_KEYS}
+        seed = next((v for k, v in overrides.items() if _is_seed(k)), None)
+        row.update({k: _level(v) for k, v in overrides.items() if not _is_seed(k) and k not in COMBINATION_KEYS})
+        row[SEED] = _level(seed)
+        row["config"] = job_key({k: v for k, v in overrides.items() if not _is_seed(k)})
+        row["y"] = y
+        row["run_dir"] = str(record.get("run_dir") or "")
+        rows.append(row)
+    frame = pd.DataFrame(rows)
+    if frame.empty:
+        return pd.DataFrame(columns=[*COMBINATION_KEYS, SEED, "config", "y", "run_dir"])
+    others = [c for c in frame.columns if c not in (*COMBINATION_KEYS, SEED, "config", "y", "run_dir")]
+    frame[others] = frame[others].fillna("-")  # an axis absent from a job's overrides: its default
+    return frame
+
+
+def factors_of(frame: pd.DataFrame) -> list[str]:
+    """The block roles, then the other swept axes (sorted), that take at least two levels in ``frame``."""
+    others = sorted(c for c in frame.columns if c not in (*COMBINATION_KEYS, SEED, "config", "y", "run_dir"))
+    return [name for name in (*COMBINATION_KEYS, *others) if frame[name].nunique() > 1]
+
+
+# ----------------------------------------------------------------------------- marginal means
+
+
+def t_interval(values: Sequence[float], confidence: float = CONFIDENCE) -> tuple[float, float] | None:
+    """Student-t interval of the mean of ``values``; ``None`` with fewer than two values."""
+    arr = np.asarray(values, dtype=float)
+    if arr.size < 2:
+        return None
+    sem = stats.sem(arr)
+    if sem == 0:
+        return float(arr.mean()), float(arr.mean())
+    low, high = stats.t.interval(confidence, arr.size - 1, loc=arr.mean(), scale=sem)
+    return float(low), float(high)
+
+
+def marginal_means(frame: pd.DataFrame, factors: Sequence[str]) -> pd.DataFrame:
+    """Per factor and level: ``mean``, ``ci_low``/``ci_high`` (95% t over the level's jobs), ``n``, ``n_seeds``."""
+    rows = []
+    for factor in factors:
+        for level, group in frame.groupby(factor, sort=True):
+            interval = t_interval(group["y"].to_numpy())
+            rows.append(
+                {
+                    "factor": factor,
+                    "level": level,
+                    "mean": float(group["y"].mean()),
+                    "ci_low": None if interval is None else interval[0],
+                    "ci_high": None if interval is None else interval[1],
+                    "n": int(len(group)),
+                    "n_seeds": int(group[SEED].nunique()),
+                }
+            )
+    return pd.DataFrame(rows, columns=["factor", "level", "mean", "ci_low", "ci_high", "n", "n_seeds"])
+
+
+# ----------------------------------------------------------------------------- variance decomposition
+
+
+@dataclass
+class Decomposition:
+    """Variance shares: ``table`` columns ``term``, ``df``, ``sum_sq``, ``share``; ``notes`` in words."""
+
+    table: pd.DataFrame
+    notes: list[str] = field(default_factory=list)
+
+
+def _term_label(term: str, names: Mapping[str, str]) -> str:
+    return re.sub(r"C\((f\d+)\)", lambda m: names[m.group(1)], term).replace(":", " x ")
+
+
+def variance_decomposition(frame: pd.DataFrame, factors: Sequence[str]) -> Decomposition:
+    """Type II ANOVA shares of the metric's variance: factors, their pairwise interactions, the seed, residual."""
+    from statsmodels.formula.api import ols
+    from statsmodels.stats.anova import anova_lm
+
+    notes: list[str] = []
+    columns = ["term", "df", "sum_sq", "share"]
+    n = len(frame)
+    total = float(((frame["y"] - frame["y"].mean()) ** 2).sum()) if n else 0.0
+    terms = list(factors)
+    if frame[SEED].nunique() > 1:
+        terms.append(SEED)
+    else:
+        notes.append("one seed: the seed's share cannot be estimated (it is part of nothing)")
+    if not terms or n < 3 or total == 0.0:
+        notes.append("too few jobs or no variation in the metric: no decomposition")
+        return Decomposition(pd.DataFrame(columns=columns), notes)
+
+    safe = {name: f"f{i}" for i, name in enumerate(terms)}  # column names patsy can parse
+    names = {v: k for k, v in safe.items()}
+    data = frame[terms + ["y"]].rename(columns=safe)
+    mains = [f"C({safe[t]})" for t in terms]
+    # interactions of swept factors (not with the seed, whose interactions are the residual noise)
+    pairs = [f"C({safe[a]}):C({safe[b]})" for i, a in enumerate(factors) for b in factors[i + 1 :]]
+
+    def fit(interactions: list[str]):
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            return ols("y ~ " + " + ".join(mains + interactions), data=data).fit()
+
+    levels = {t: data[safe[t]].nunique() for t in terms}
+
+    def df_of(pair: str) -> int:
+        a, b = re.findall(r"C\((f\d+)\)", pair)
+        return (levels[names[a]] - 1) * (levels[names[b]] - 1)
+
+    kept = sorted(pairs, key=df_of)  # the cheapest interactions survive first
+    model = fit(kept)
+    while kept and model.df_resid < 1:
+        dropped = kept.pop()
+        notes.append(f"left out {_term_label(dropped, names)}: too few jobs to estimate it")
+        model = fit(kept)
+    if model.df_resid < 1:
+        notes.append("the main effects alone use every degree of freedom: no residual, no decomposition")
+        return Decomposition(pd.DataFrame(columns=columns), notes)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        anova = anova_lm(model, typ=2)
+    rows = []
+    for term, values in anova.iterrows():
+        label = "residual" if term == "Residual" else _term_label(str(term), names)
+        sum_sq = float(values["sum_sq"])
+        rows.append({"term": label, "df": int(round(values["df"])), "sum_sq": sum_sq, "share": sum_sq / total})
+    table = pd.DataFrame(rows, columns=columns)
+    cells = frame.groupby(terms).size()
+    if not (cells.nunique() == 1 and len(cells) == math.prod(levels.values())):
+        notes.append(
+            "the sweep is not a full balanced grid of every factor and seed: Type II sums of squares need not add "
+            "up to the total, so the shares need not add up to 1"
+        )
+    return Decomposition(table, notes)
+
+
+# ----------------------------------------------------------------------------- paired comparisons
+
+
+def config_table(frame: pd.DataFrame, factors: Sequence[str], metric: str) -> pd.DataFrame:
+    """Per configuration: its factor levels, ``mean``, ``n_seeds``; best first."""
+    grouped = frame.groupby("config", sort=False)
+    table = grouped.agg(mean=("y", "mean"), n_seeds=(SEED, "nunique")).reset_index()
+    first = grouped.first().reset_index()
+    for factor in factors:
+        table[factor] = table["config"].map(dict(zip(first["config"], first[factor])))
+    ascending = not higher_is_better(metric)
+    return table.sort_values(["mean", "config"], ascending=[ascending, True], kind="stable").reset_index(drop=True)
+
+
+BootstrapFn = Callable[[pd.DataFrame, pd.DataFrame], "tuple[float, float, float] | None"]
+
+
+def paired_comparisons(
+    frame: pd.DataFrame,
+    factors: Sequence[str],
+    metric: str,
+    top: int = DEFAULT_TOP,
+    bootstrap: BootstrapFn | None = None,
+) -> pd.DataFrame:
+    """The ``top`` configurations against the best: ``diff`` = mean over shared seeds of ``config - best``.
+
+    ``ci_low``/``ci_high``: 95% paired-t interval over the shared seeds, ``None`` (with ``note``)
+    when fewer than two seeds are shared. ``bootstrap(best_jobs, config_jobs)``, when given,
+    returns ``(diff, low, high)`` of a bootstrap over test sequences (``boot_*`` columns).
+    """
+    columns = [
+        "rank",
+        "config",
+        *factors,
+        "mean",
+        "n_seeds",
+        "shared_seeds",
+        "diff",
+        "ci_low",
+        "ci_high",
+        "boot_diff",
+        "boot_low",
+        "boot_high",
+        "note",
+    ]
+    configs = config_table(frame, factors, metric)
+    if configs.empty:
+        return pd.DataFrame(columns=columns)
+    best = configs.iloc[0]["config"]
+    best_jobs = frame[frame["config"] == best]
+    best_by_seed = best_jobs.groupby(SEED)["y"].mean()
+    rows = []
+    for rank, (_, row) in enumerate(configs.head(top).iterrows(), start=1):
+        config = row["config"]
+        jobs = frame[frame["config"] == config]
+        by_seed = jobs.groupby(SEED)["y"].mean()
+        shared = sorted(set(by_seed.index) & set(best_by_seed.index))
+        out: dict[str, Any] = {
+            "rank": rank,
+            "config": config,
+            **{f: row[f] for f in factors},
+            "mean": float(row["mean"]),
+            "n_seeds": int(row["n_seeds"]),
+            "shared_seeds": len(shared),
+            "diff": None,
+            "ci_low": None,
+            "ci_high": None,
+            "boot_diff": None,
+            "boot_low": None,
+            "boot_high": None,
+            "note": "",
+        }
+        if config == best:
+            out["note"] = "best"
+        elif shared:
+            a = by_seed.loc[shared].to_numpy()
+            b = best_by_seed.loc[shared].to_numpy()
+            out["diff"] = float(np.mean(a - b))
+            if len(shared) >= 2:
+                low, high = stats.ttest_rel(a, b).confidence_interval(CONFIDENCE)
+                out["ci_low"], out["ci_high"] = float(low), float(high)
+            else:
+                out["note"] = "one shared seed: no seed interval exists"
+        else:
+            out["note"] = "no seed shared with the best: no paired difference"
+        if bootstrap is not None and config != best:
+            boot = bootstrap(best_jobs, jobs)
+            if boot is not None:
+                out["boot_diff"], out["boot_low"], out["boot_high"] = boot
+        rows.append(out)
+    return pd.DataFrame(rows, columns=columns)
+
+
+# ----------------------------------------------------------------------------- DREAM suite bootstrap
+
+
+def _rowwise_corr(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """Pearson r along the last axis (broadcasting); NaN where a side is constant."""
+    a = a - a.mean(axis=-1, keepdims=True)
+    b = b - b.mean(axis=-1, keepdims=True)
+    num = (a * b).sum(axis=-1)
+    den = np.sqrt((a * a).sum(axis=-1) * (b * b).sum(axis=-1))
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return num / den
+
+
+def bootstrap_suite_difference(
+    suite: Any,
+    best_predictions: Sequence[np.ndarray],
+    other_predictions: Sequence[np.ndarray],
+    kind: str = "pearson",
+    n_boot: int = DEFAULT_BOOTSTRAP,
+    seed: int = 0,
+    chunk: int = 50,
+) -> tuple[float, float, float]:
+    """Paired bootstrap over test sequences of ``score(other) - score(best)`` on a DREAM test suite.
+
+    Each prediction list holds one array per seed (one value per suite position); a model's score
+    in a replicate is the mean over its seeds of the challenge score (``kind`` ``"pearson"``:
+    weighted r squared; ``"spearman"``: weighted rho). Every replicate resamples, with
+    replacement and within each subset, the subset's items (positions, or alt/ref pairs), the same
+    draw for both models. Returns ``(observed difference, 2.5th, 97.5th percentile)``; subsets whose
+    score is undefined are left out of every replicate, as the challenge scoring does.
+    """
+    from src.evaluation.dream_suite import SUBSET_WEIGHTS, score_predictions, subset_values
+
+    key = f"{kind}_score"
+    observed = float(
+        np.mean([score_predictions(suite, p)[key] for p in other_predictions])
+        - np.mean([score_predictions(suite, p)[key] for p in best_predictions])
+    )
+    models = [np.stack([np.asarray(p, float) for p in best_predictions]), np.stack(other_predictions).astype(float)]
+    per_model = [[subset_values(suite, p) for p in preds] for preds in models]
+    names = list(per_model[0][0])
+    rng = np.random.default_rng(seed)
+    diffs = []
+    for start in range(0, n_boot, chunk):
+        b = min(chunk, n_boot - start)
+        num = np.zeros((2, b))
+        den = np.zeros(b)
+        for name in names:
+            measured = per_model[0][0][name][2]
+            m = measured.size
+            if m < 2:
+                continue
+            idx = rng.integers(0, m, size=(b, m))
+            meas = measured[idx]  # (b, m)
+            if kind == "spearman":
+                meas = stats.rankdata(meas, axis=-1)
+            weight = SUBSET_WEIGHTS[name]
+            scores = []
+            for model in per_model:
+                pred = np.stack([seed_values[name][1] for seed_values in model])[:, idx]  # (S, b, m)
+                if kind == "spearman":
+                    pred = stats.rankdata(pred, axis=-1)
+                r = _rowwise_corr(pred, meas[None])  # (S, b)
+                scores.append(np.nanmean(r * r if kind == "pearson" else r, axis=0))
+            valid = np.isfinite(scores[0]) & np.isfinite(scores[1])
+            for i in range(2):
+                num[i] += np.where(valid, weight * np.nan_to_num(scores[i]), 0.0)
+            den += np.where(valid, weight, 0.0)
+        with np.errstate(invalid="ignore", divide="ignore"):
+            diffs.append(num[1] / den - num[0] / den)
+    values = np.concatenate(diffs)
+    values = values[np.isfinite(values)]
+    low, high = np.percentile(values, [2.5, 97.5]) if values.size else (math.nan, math.nan)
+    return observed, float(low), float(high)
+
+
+# ----------------------------------------------------------------------------- everything at once
+
+
+@dataclass
+class Effects:
+    """All three analyses of one metric of one sweep."""
+
+    metric: str
+    n_jobs: int
+    n_configs: int
+    seeds: list[str]
+    factors: list[str]
+    marginal: pd.DataFrame
+    decomposition: Decomposition
+    paired: pd.DataFrame
+    notes: list[str] = field(default_factory=list)
+
+
+def compute_effects(
+    records: Iterable[Mapping[str, Any]],
+    metric: str,
+    top: int = DEFAULT_TOP,
+    bootstrap: BootstrapFn | None = None,
+) -> Effects:
+    """Marginal means, variance decomposition and paired comparisons of ``metric`` over a sweep's records."""
+    frame = jobs_frame(records, metric)
+    factors = factors_of(frame) if len(frame) else []
+    seeds = sorted(frame[SEED].unique(), key=lambda s: (len(s), s)) if len(frame) else []
+    notes = []
+    if len(seeds) < 2 and len(frame):
+        notes.append(
+            "one seed per configuration: seed-to-seed noise cannot be measured, so no paired comparison has "
+            "an interval; the marginal-mean intervals are over combinations only"
+        )
+    return Effects(
+        metric=metric,
+        n_jobs=len(frame),
+        n_configs=int(frame["config"].nunique()) if len(frame) else 0,
+        seeds=seeds,
+        factors=factors,
+        marginal=marginal_means(frame, factors),
+        decomposition=variance_decomposition(frame, factors),
+        paired=paired_comparisons(frame, factors, metric, top=top, bootstrap=bootstrap),
+        notes=notes,
+    )
+
+
+__all__ = [
+    "CONFIDENCE",
+    "SUITE_METRICS",
+    "Decomposition",
+    "Effects",
+    "bootstrap_suite_difference",
+    "compute_effects",
+    "config_table",
+    "factors_of",
+    "jobs_frame",
+    "marginal_means",
+    "paired_comparisons",
+    "t_interval",
+    "variance_decomposition",
+]
