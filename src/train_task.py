@@ -39,6 +39,7 @@ from src.checkpoint import init_from_checkpoint, load_module, resolve_ckpt_path,
 from src.datamodules.datamodule import PrixFixeDataModule
 from src.errors import ConfigError, DivergedError
 from src.evaluation import TestSuite, load_test_suite
+from src.evaluation.evaluate_model import PREDICTIONS_NPY
 from src.evaluation.prediction_file import write_predictions
 from src.inference import resolve_device
 from src.lit_modules.metrics import check_monitor, metric_names, monitor_of
@@ -214,6 +215,8 @@ def train(cfg: DictConfig) -> dict[str, Any]:
         summary["test_checkpoint"] = test_split["checkpoint"]
     if test_scores is not None:
         summary["test"] = {k: test_scores[k] for k in ("pearson_score", "spearman_score", "partial")}
+        summary["test"]["folder"] = str(Path(str(cfg.test_data)).resolve())
+        summary["test"]["predictions"] = str(run_dir / "evaluation" / PREDICTIONS_NPY)  # evaluate_module wrote it
     summary = json_safe(summary)  # NaN/inf metrics (a diverged run) become null
     write_json(run_dir / "metrics.json", summary)
     log.info("metrics written to %s", run_dir / "metrics.json")

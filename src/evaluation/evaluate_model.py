@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import io
 import logging
 from pathlib import Path
 from typing import Any
@@ -14,8 +15,11 @@ from src.evaluation.prediction_file import prediction_columns, write_predictions
 from src.evaluation.report import write_report
 from src.inference import predict_sequences
 from src.lit_modules.prixfixe_module import PrixFixeModule
+from src.utils.io import atomic_write_bytes
 
 log = logging.getLogger(__name__)
+
+PREDICTIONS_NPY = "predictions.npy"  # float32 (n, T) in sequence-file order: paired bootstraps over sequences
 
 
 def _sequence_path(suite: TestSuite, sequences: str | None) -> Path:
@@ -36,7 +40,8 @@ def evaluate_module(
 
     ``test_dir`` is a DREAM test folder (``sequences`` overrides its sequence file name) or an
     already loaded :class:`TestSuite`. Writes ``scores.json``, ``scores.md``, the scatter PNGs and
-    ``predictions.tsv``; returns the :func:`score_predictions` dict.
+    ``predictions.tsv`` (and :data:`PREDICTIONS_NPY`, the same values as float32 ``(n, T)``); returns
+    the :func:`score_predictions` dict.
     """
     suite = test_dir if isinstance(test_dir, TestSuite) else load_test_suite(test_dir, sequences)
     n_targets = int(module.hparams.get("n_targets", 1))
@@ -58,5 +63,8 @@ def evaluate_module(
     out = Path(out_dir)
     write_report(scores, suite, preds[:, 0], out)
     write_predictions(out / "predictions.tsv", suite.sequences, preds, prediction_columns(module, 1))
+    buffer = io.BytesIO()
+    np.save(buffer, preds.astype(np.float32))
+    atomic_write_bytes(out / PREDICTIONS_NPY, buffer.getvalue())
     log.debug("test-suite report written to %s", out)
     return scores

@@ -43,6 +43,7 @@ import numpy as np
 import pandas as pd
 from scipy import stats
 
+from src.lit_modules.metrics import higher_is_better
 from src.sweep.ledger import COMBINATION_KEYS, job_key, latest_by_key
 
 CONFIDENCE = 0.95
@@ -50,12 +51,6 @@ SEED = "seed"
 DEFAULT_TOP = 5
 DEFAULT_BOOTSTRAP = 1000
 SUITE_METRICS = {"test/pearson_score": "pearson", "test/spearman_score": "spearman"}
-LOWER_IS_BETTER = ("mse", "rmse", "mae", "loss")
-
-
-def higher_is_better(metric: str) -> bool:
-    """``False`` for error-like metrics (``.../mse``, ``.../loss``...), ``True`` otherwise."""
-    return metric.rsplit("/", 1)[-1].lower() not in LOWER_IS_BETTER
 
 
 def _plain(name: str) -> str:
@@ -232,14 +227,14 @@ def variance_decomposition(frame: pd.DataFrame, factors: Sequence[str]) -> Decom
 # ----------------------------------------------------------------------------- paired comparisons
 
 
-def config_table(frame: pd.DataFrame, factors: Sequence[str], metric: str) -> pd.DataFrame:
-    """Per configuration: its factor levels, ``mean``, ``n_seeds``; best first."""
+def config_table(frame: pd.DataFrame, factors: Sequence[str], higher: bool = True) -> pd.DataFrame:
+    """Per configuration: its factor levels, ``mean``, ``n_seeds``; best first (``higher``: larger is better)."""
     grouped = frame.groupby("config", sort=False)
     table = grouped.agg(mean=("y", "mean"), n_seeds=(SEED, "nunique")).reset_index()
     first = grouped.first().reset_index()
     for factor in factors:
         table[factor] = table["config"].map(dict(zip(first["config"], first[factor])))
-    ascending = not higher_is_better(metric)
+    ascending = not higher
     return table.sort_values(["mean", "config"], ascending=[ascending, True], kind="stable").reset_index(drop=True)
 
 
@@ -249,7 +244,7 @@ BootstrapFn = Callable[[pd.DataFrame, pd.DataFrame], "tuple[float, float, float]
 def paired_comparisons(
     frame: pd.DataFrame,
     factors: Sequence[str],
-    metric: str,
+    higher: bool = True,
     top: int = DEFAULT_TOP,
     bootstrap: BootstrapFn | None = None,
 ) -> pd.DataFrame:
@@ -274,7 +269,7 @@ def paired_comparisons(
         "boot_high",
         "note",
     ]
-    configs = config_table(frame, factors, metric)
+    configs = config_table(frame, factors, higher)
     if configs.empty:
         return pd.DataFrame(columns=columns)
     best = configs.iloc[0]["config"]
@@ -308,7 +303,10 @@ def paired_comparisons(
             b = best_by_seed.loc[shared].to_numpy()
             out["diff"] = float(np.mean(a - b))
             if len(shared) >= 2:
-                low, high = stats.ttest_rel(a, b).confidence_interval(CONFIDENCE)
+                if np.ptp(a - b) == 0:  # the same difference for every seed: a zero-width interval
+                    low = high = out["diff"]
+                else:
+                    low, high = stats.ttest_rel(a, b).confidence_interval(CONFIDENCE)
                 out["ci_low"], out["ci_high"] = float(low), float(high)
             else:
                 out["note"] = "one shared seed: no seed interval exists"
@@ -385,7 +383,7 @@ def bootstrap_suite_difference(
                 if kind == "spearman":
                     pred = stats.rankdata(pred, axis=-1)
                 r = _rowwise_corr(pred, meas[None])  # (S, b)
-                scores.append(np.nanmean(r * r if kind == "pearson" else r, axis=0))
+                scores.append(np.mean(r * r if kind == "pearson" else r, axis=0))  # NaN if any seed's is
             valid = np.isfinite(scores[0]) & np.isfinite(scores[1])
             for i in range(2):
                 num[i] += np.where(valid, weight * np.nan_to_num(scores[i]), 0.0)
@@ -396,6 +394,49 @@ def bootstrap_suite_difference(
     values = values[np.isfinite(values)]
     low, high = np.percentile(values, [2.5, 97.5]) if values.size else (math.nan, math.nan)
     return observed, float(low), float(high)
+
+
+def _suite_predictions(run_dir: str) -> tuple[str, np.ndarray] | None:
+    """``(test folder, predictions)`` saved by a job that scored the DREAM test suite, else ``None``."""
+    import json
+    from pathlib import Path
+
+    try:
+        summary = json.loads((Path(run_dir) / "metrics.json").read_text(encoding="utf-8"))
+        test = summary["test"]
+        predictions = np.load(test["predictions"])
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
+    return str(test["folder"]), np.asarray(predictions, dtype=float).reshape(len(predictions), -1)[:, 0]
+
+
+def suite_bootstrap(metric: str, n_boot: int = DEFAULT_BOOTSTRAP, seed: int = 0) -> BootstrapFn | None:
+    """A :data:`BootstrapFn` for a DREAM test-suite score, reading each job's saved predictions; else ``None``.
+
+    A comparison gets no bootstrap (``None``) when any of its jobs lacks its predictions or the two
+    configurations were scored on different test folders.
+    """
+    kind = SUITE_METRICS.get(metric)
+    if kind is None:
+        return None
+    from src.evaluation.dream_suite import load_test_suite
+
+    suites: dict[str, Any] = {}
+
+    def run(best_jobs: pd.DataFrame, other_jobs: pd.DataFrame) -> tuple[float, float, float] | None:
+        loaded = [[_suite_predictions(d) for d in jobs["run_dir"]] for jobs in (best_jobs, other_jobs)]
+        if any(item is None for side in loaded for item in side):
+            return None
+        folders = {folder for side in loaded for folder, _ in side}
+        if len(folders) != 1:
+            return None
+        folder = folders.pop()
+        if folder not in suites:
+            suites[folder] = load_test_suite(folder)
+        best, other = ([p for _, p in side] for side in loaded)
+        return bootstrap_suite_difference(suites[folder], best, other, kind=kind, n_boot=n_boot, seed=seed)
+
+    return run
 
 
 # ----------------------------------------------------------------------------- everything at once
@@ -413,6 +454,7 @@ class Effects:
     marginal: pd.DataFrame
     decomposition: Decomposition
     paired: pd.DataFrame
+    higher: bool = True
     notes: list[str] = field(default_factory=list)
 
 
@@ -421,8 +463,13 @@ def compute_effects(
     metric: str,
     top: int = DEFAULT_TOP,
     bootstrap: BootstrapFn | None = None,
+    higher: bool | None = None,
 ) -> Effects:
-    """Marginal means, variance decomposition and paired comparisons of ``metric`` over a sweep's records."""
+    """Marginal means, variance decomposition and paired comparisons of ``metric`` over a sweep's records.
+
+    ``higher`` (larger is better) defaults to the metric's own direction.
+    """
+    higher = higher_is_better(metric) if higher is None else higher
     frame = jobs_frame(records, metric)
     factors = factors_of(frame) if len(frame) else []
     seeds = sorted(frame[SEED].unique(), key=lambda s: (len(s), s)) if len(frame) else []
@@ -440,7 +487,8 @@ def compute_effects(
         factors=factors,
         marginal=marginal_means(frame, factors),
         decomposition=variance_decomposition(frame, factors),
-        paired=paired_comparisons(frame, factors, metric, top=top, bootstrap=bootstrap),
+        paired=paired_comparisons(frame, factors, higher, top=top, bootstrap=bootstrap),
+        higher=higher,
         notes=notes,
     )
 
@@ -451,6 +499,7 @@ __all__ = [
     "Decomposition",
     "Effects",
     "bootstrap_suite_difference",
+    "suite_bootstrap",
     "compute_effects",
     "config_table",
     "factors_of",

@@ -10,7 +10,7 @@ from typing import Any
 
 import numpy as np
 
-from src.sweep.effects import CONFIDENCE, Effects, higher_is_better
+from src.sweep.effects import CONFIDENCE, Effects
 
 CSV_COLUMNS = (
     "section",
@@ -60,7 +60,7 @@ def _none(value: Any) -> Any:
 def effects_markdown(effects: Effects, title: str = "") -> str:
     """The three analyses as Markdown, with what each number means."""
     pct = int(CONFIDENCE * 100)
-    direction = "higher" if higher_is_better(effects.metric) else "lower"
+    direction = "higher" if effects.higher else "lower"
     lines = [
         f"# Effects{': ' + title if title else ''}",
         "",

@@ -69,12 +69,25 @@ def _partial_summary(job_dir: Path) -> dict[str, Any]:
     }
 
 
+def test_metrics(summary: Mapping[str, Any]) -> dict[str, float]:
+    """``test/<score>`` for every number in the summary's ``test`` block (the DREAM test-suite scores)."""
+    test = summary.get("test")
+    if not isinstance(test, Mapping):
+        return {}
+    return {
+        f"test/{name}": float(value)
+        for name, value in test.items()
+        if isinstance(value, (int, float)) and not isinstance(value, bool)
+    }
+
+
 def _ok_record(summary: Any, ctx: JobContext, seconds: float) -> dict[str, Any]:
     summary = summary if isinstance(summary, Mapping) else {}
     metrics = dict(summary.get("metrics") or {})
     best = summary.get("best_score")
     if best is not None:  # the monitored metric's best epoch, e.g. val/pearson_best
         metrics.setdefault(f"{summary.get('monitor') or DEFAULT_MONITOR}_best", best)
+    metrics.update(test_metrics(summary))
     status = "collapsed" if summary.get("status") == "collapsed" else "ok"
     return make_record(
         overrides=ctx.overrides,

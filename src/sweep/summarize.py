@@ -2,7 +2,12 @@
 
 Usage::
 
-    python -m src.sweep.summarize <sweep_dir> [--metric val/pearson] [--mode max|min] [--wandb]
+    python -m src.sweep.summarize <sweep_dir> [--metric val/pearson] [--mode max|min] [--top 5] [--wandb]
+
+``--metric`` may be any metric the ledger records: ``val/pearson`` (validation, the default),
+``val/spearman``, ``val/mse``, ``val/pearson_best``, the DREAM test-suite scores
+``test/pearson_score`` / ``test/spearman_score`` of jobs run with ``test_data=<folder>``, or the
+``test/*`` metrics of a data set's test split. The leaderboard names the metric it ranks by.
 
 A *configuration* is a job key without its seed. Seeds are aggregated as
 mean ± sd (``ddof=1``; no sd for a single seed) over the jobs whose latest
@@ -12,6 +17,9 @@ reports every metric the ledger holds, the ranked one first (by default the runs
 monitored metric, ``val/pearson``). Written into ``<sweep_dir>``:
 
 * ``leaderboard.md`` and ``leaderboard.csv``;
+* ``effects.md``, ``effects.csv`` and ``effects.png``: marginal means per block and per swept axis,
+  variance decomposition and paired comparisons of the top configurations
+  (:mod:`src.sweep.effects`);
 * ``heatmap_<metric>.png``: one panel per final block, rows = first block,
   columns = core block; with one file per value of every other override that
   varies across the sweep (``heatmap_val_pearson__processing=bhi.png``). Cells
@@ -36,6 +44,8 @@ import numpy as np
 
 from src.errors import LedgerCorruptError, LedgerError, first_line
 from src.lit_modules.metrics import DEFAULT_MONITOR, MODES, higher_is_better
+from src.sweep.effects import DEFAULT_BOOTSTRAP, DEFAULT_TOP, compute_effects, suite_bootstrap
+from src.sweep.effects_report import write_effects
 from src.sweep.ledger import (
     COMBINATION_KEYS,
     LEDGER_NAME,
@@ -145,6 +155,26 @@ def _other_overrides(record: Mapping[str, Any]) -> dict[str, Any]:
     }
 
 
+def recorded_metrics(records: Iterable[Mapping[str, Any]]) -> list[str]:
+    """Names of the metrics with a number in at least one ``ok`` record (latest per job), sorted."""
+    names = set()
+    for record in latest_by_key(records).values():
+        if record.get("status") == "ok":
+            names.update(k for k, v in (record.get("metrics") or {}).items() if _finite_numbers([v]))
+    return sorted(names)
+
+
+def describe_metric(metric: str) -> str:
+    """Where a metric comes from, in words."""
+    if metric.startswith("val/"):
+        return "validation split"
+    if metric in ("test/pearson_score", "test/spearman_score"):
+        return "DREAM test suite, challenge-weighted score"
+    if metric.startswith("test/"):
+        return "held-out test split"
+    return "as recorded"
+
+
 def _config_key(record: Mapping[str, Any]) -> str:
     overrides = record.get("overrides") or {}
     return job_key({_plain(k): v for k, v in overrides.items() if not _is_seed(k)})
@@ -242,9 +272,9 @@ def leaderboard_markdown(
     lines = [
         f"# Leaderboard{': ' + title if title else ''}",
         "",
-        f"Ranked by mean `{metric}` over seeds ({direction} is better); values are mean ± sd (ddof=1) "
-        f"over the seeds that finished `ok` (no sd for a single seed). {len(ranked)} configurations ranked, "
-        f"{len(failed)} without any successful run.",
+        f"Ranked by mean `{metric}` ({describe_metric(metric)}) over seeds ({direction} is better); values are "
+        f"mean ± sd (ddof=1) over the seeds that finished `ok` (no sd for a single seed). "
+        f"{len(ranked)} configurations ranked, {len(failed)} without any successful run.",
         "",
     ]
     header = ["rank", *COMBINATION_KEYS, *others, "n_seeds", "status", *metrics, "params", "seconds"]
@@ -465,13 +495,18 @@ def log_to_wandb(sweep_dir: Path, rows: Sequence[Row], columns: Sequence[str], h
 
 
 def summarize(
-    sweep_dir: str | os.PathLike[str], metric: str = DEFAULT_METRIC, log_wandb: bool = False, mode: str | None = None
+    sweep_dir: str | os.PathLike[str],
+    metric: str = DEFAULT_METRIC,
+    log_wandb: bool = False,
+    mode: str | None = None,
+    top: int = DEFAULT_TOP,
+    n_boot: int = DEFAULT_BOOTSTRAP,
 ) -> dict:
-    """Write the leaderboard and heatmaps of a sweep; optionally log them to W&B.
+    """Write the leaderboard, heatmaps and effects of a sweep; optionally log them to W&B.
 
-    Returns ``{"leaderboard_md", "leaderboard_csv", "heatmaps", "paths", "rows",
-    "markdown", "wandb_run_dir"}``. Raises :class:`LedgerError` (a
-    ``SystemExit`` with status 2) when the ledger is missing or empty.
+    Returns ``{"leaderboard_md", "leaderboard_csv", "heatmaps", "effects", "effect_paths", "paths",
+    "rows", "markdown", "wandb_run_dir"}``. Raises :class:`LedgerError` (a ``SystemExit`` with
+    status 2) when the ledger is missing or empty, or when its successful jobs never recorded ``metric``.
     """
     sweep_dir = Path(sweep_dir)
     ledger = sweep_dir / LEDGER_NAME
@@ -480,6 +515,11 @@ def summarize(
     records = read_ledger(ledger)
     if not records:
         raise LedgerError(f"the sweep ledger {ledger} holds no records")
+    recorded = recorded_metrics(records)
+    if recorded and metric not in recorded:
+        raise LedgerError(
+            f"--metric {metric}: no successful job in {ledger} recorded it; recorded: {', '.join(recorded)}"
+        )
 
     rows, others = build_leaderboard(records, metric, mode)
     title = sweep_dir.resolve().name
@@ -489,12 +529,17 @@ def summarize(
     columns = csv_columns(others, metric, rows)
     write_csv(csv_path, rows, columns)
     heatmaps = write_heatmaps(sweep_dir, rows, others, metric, title, mode)
+    bootstrap = suite_bootstrap(metric, n_boot=n_boot)
+    effects = compute_effects(records, metric, top=top, bootstrap=bootstrap, higher=_higher(metric, mode))
+    effect_paths = write_effects(sweep_dir, effects, title)
     wandb_run_dir = log_to_wandb(sweep_dir, rows, columns, heatmaps, metric) if log_wandb else None
     return {
         "leaderboard_md": md_path,
         "leaderboard_csv": csv_path,
         "heatmaps": heatmaps,
-        "paths": [md_path, csv_path, *heatmaps],
+        "effects": effects,
+        "effect_paths": effect_paths,
+        "paths": [md_path, csv_path, *heatmaps, *effect_paths],
         "rows": rows,
         "markdown": markdown,
         "wandb_run_dir": wandb_run_dir,
@@ -505,14 +550,21 @@ def main(argv: Sequence[str] | None = None) -> int:
     """CLI: print the Markdown leaderboard; list the written files on stderr."""
     parser = argparse.ArgumentParser(prog="python -m src.sweep.summarize", description=__doc__.splitlines()[0])
     parser.add_argument("sweep_dir", type=Path, help=f"sweep folder holding {LEDGER_NAME}")
-    parser.add_argument("--metric", default=DEFAULT_METRIC, help="metric to rank and plot (default: %(default)s)")
+    parser.add_argument(
+        "--metric",
+        default=DEFAULT_METRIC,
+        help="any metric the ledger records, e.g. val/pearson (validation, the default), test/pearson_score "
+        "(DREAM test suite of test_data=), test/pearson (a data set's test split)",
+    )
     parser.add_argument(
         "--mode", choices=MODES, default=None, help="max or min is better (default: the metric's own direction)"
     )
+    parser.add_argument("--top", type=int, default=DEFAULT_TOP, help="configurations compared with the best")
+    parser.add_argument("--bootstrap", type=int, default=DEFAULT_BOOTSTRAP, help="bootstrap replicates (test suite)")
     parser.add_argument("--wandb", action="store_true", help="also log table and heatmaps to W&B (offline by default)")
     args = parser.parse_args(argv)
     try:
-        result = summarize(args.sweep_dir, metric=args.metric, log_wandb=args.wandb, mode=args.mode)
+        result = summarize(args.sweep_dir, args.metric, args.wandb, mode=args.mode, top=args.top, n_boot=args.bootstrap)
     except (LedgerError, LedgerCorruptError) as err:  # missing/empty ledger, or a corrupt line in it
         parser.exit(2, f"{parser.prog}: error: {err}\n")
     print(result["markdown"], end="")
