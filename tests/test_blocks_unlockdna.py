@@ -275,3 +275,49 @@ def test_block_configs_instantiate():
     assert (count_params(first), count_params(core), count_params(final)) == (135_680, 4_523_520, 3_591)
     objective = instantiate(final_cfg.objective)
     assert isinstance(objective, RegressionObjective) and objective.standardize
+
+
+# ----------------------------------------------------------------------------- published DREAM-Attn core
+
+
+def test_published_conv_residual_adds_the_normalised_input():
+    from src.blocks.unlockdna import ConvModule
+
+    conv = ConvModule(8, kernel_size=5, dropout=0.0).eval()
+    x = torch.randn(2, 7, 8)
+    with torch.no_grad():
+        original, published = conv(x), conv(x, keep_normalized=True)
+        torch.testing.assert_close(published - original, conv.norm(x))
+
+
+@pytest.mark.parametrize(("positional", "length"), [(True, 150), (False, 232)])
+def test_published_core_keeps_the_parameter_count_and_changes_the_output(positional, length):
+    kwargs = {"n_layers": 1, "n_heads": 4, "positional_embedding": positional, "dropout": 0.0}
+    torch.manual_seed(0)
+    original = UnlockdnaCore(64, length, **kwargs).eval()
+    torch.manual_seed(0)
+    published = UnlockdnaCore(64, length, conv_residual="published", init="pytorch", **kwargs).eval()
+    assert count_params(original) == count_params(published)
+    published.load_state_dict(original.state_dict())  # same weights: only the residual differs
+    x = torch.randn(2, 64, length)
+    with torch.no_grad():
+        assert not torch.allclose(original(x), published(x))
+    assert count_params(UnlockdnaCore(256, 150, n_heads=4, positional_embedding=True, conv_residual="published")) == (
+        4_523_520
+    )
+
+
+def test_pytorch_init_is_the_layers_defaults_and_keras_init_is_not():
+    keras = UnlockdnaCore(64, 20, n_layers=1, n_heads=4, positional_embedding=True)
+    torch_init = UnlockdnaCore(64, 20, n_layers=1, n_heads=4, positional_embedding=True, init="pytorch")
+    q_keras, q_torch = keras.layers[0].attn.q, torch_init.layers[0].attn.q
+    assert torch.count_nonzero(q_keras.bias) == 0 and torch.count_nonzero(q_torch.bias) > 0  # Keras: zero biases
+    assert q_torch.weight.abs().max() <= 1 / math.sqrt(64)  # kaiming_uniform(a=sqrt(5)) bound 1/sqrt(fan_in)
+    assert keras.position.abs().max() <= 0.05 and float(torch_init.position.std()) == pytest.approx(1.0, abs=0.1)
+
+
+def test_core_rejects_unknown_variants():
+    with pytest.raises(ValueError, match="conv_residual='nope'"):
+        UnlockdnaCore(8, 4, n_layers=1, n_heads=2, conv_residual="nope")
+    with pytest.raises(ValueError, match="init='tf'"):
+        UnlockdnaCore(8, 4, n_layers=1, n_heads=2, init="tf")

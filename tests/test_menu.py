@@ -155,6 +155,10 @@ def test_dream_attn_runs_four_heads_as_published() -> None:
     assert module.net.report[1].in_shape == (256, 150)
     assert {m.n_heads for m in module.net.core.modules() if hasattr(m, "n_heads")} == {4}
     assert module.hparams.recipe["lr"] == 0.001
+    core = module.net.core  # the organisers' published core, not the team's original
+    assert core.init == "pytorch" and all(layer.published_residual for layer in core.layers)
+    original = build_module(compose_cfg(["experiment=unlockdna", "logger=none"])).net.core
+    assert original.init == "keras" and not any(layer.published_residual for layer in original.layers)
 
 
 def test_unlockdna_original_preset_count() -> None:

@@ -161,7 +161,9 @@ class FeedForwardSwiGLU(nn.Module):
 class ConvModule(nn.Module):
     """LayerNorm -> depthwise Conv1d k ("same", no bias) -> pointwise d -> d (bias) -> ReLU -> Dropout.
 
-    The original's Keras SeparableConv1D with ReLU; ``(B, L, d)`` in and out.
+    The original's Keras SeparableConv1D with ReLU; ``(B, L, d)`` in and out. With
+    ``keep_normalized=True`` it returns ``LN(x) + conv(LN(x))`` instead of ``conv(LN(x))``: the
+    layer then computes the published DREAM-Attn residual ``x + LN(x) + conv(LN(x))``.
     """
 
     def __init__(self, d: int, kernel_size: int = 15, dropout: float = 0.1) -> None:
@@ -171,10 +173,11 @@ class ConvModule(nn.Module):
         self.pointwise = nn.Conv1d(d, d, 1)  # mixes channels, with bias
         self.dropout = nn.Dropout(dropout)
 
-    def forward(self, x: Tensor) -> Tensor:
-        h = self.norm(x).transpose(1, 2)  # (B, d, L) for the convolutions
-        h = torch.relu(self.pointwise(self.depthwise(h)))
-        return self.dropout(h.transpose(1, 2))  # back to (B, L, d)
+    def forward(self, x: Tensor, keep_normalized: bool = False) -> Tensor:
+        n = self.norm(x)
+        h = torch.relu(self.pointwise(self.depthwise(n.transpose(1, 2))))  # (B, d, L) for the convolutions
+        h = self.dropout(h.transpose(1, 2))  # back to (B, L, d)
+        return n + h if keep_normalized else h
 
 
 class MultiHeadSelfAttention(nn.Module):
@@ -225,10 +228,16 @@ class MultiHeadSelfAttention(nn.Module):
         return self.out(y)
 
 
+CONV_RESIDUALS = ("original", "published")
+INITS = ("keras", "pytorch")
+
+
 class ConformerLayer(nn.Module):
     """One Macaron/Conformer layer on ``(B, L, d)``.
 
     x += FF1(x) / 2; x += ConvModule(x); x = LayerNorm(x); x += MHA(x); x += FF2(x) / 2.
+    ``conv_residual="published"``: the second step is x += LN(x) + conv(LN(x)) instead (the
+    organisers' DREAM-Attn), with the same parameters.
     """
 
     def __init__(
@@ -239,8 +248,12 @@ class ConformerLayer(nn.Module):
         kernel_size: int = 15,
         dropout: float = 0.1,
         ff_mult: int = 4,
+        conv_residual: str = "original",
     ) -> None:
         super().__init__()
+        if conv_residual not in CONV_RESIDUALS:
+            raise ValueError(f"conv_residual={conv_residual!r}: expected one of {', '.join(CONV_RESIDUALS)}")
+        self.published_residual = conv_residual == "published"
         self.ff1 = FeedForwardSwiGLU(d, ff_mult, dropout)
         self.conv = ConvModule(d, kernel_size, dropout)
         self.norm = nn.LayerNorm(d, eps=LN_EPS)
@@ -249,7 +262,7 @@ class ConformerLayer(nn.Module):
 
     def forward(self, x: Tensor) -> Tensor:
         x = x + 0.5 * self.ff1(x)  # half-step feed-forward (Macaron)
-        x = x + self.conv(x)  # local context
+        x = x + self.conv(x, keep_normalized=self.published_residual)  # local context
         x = self.norm(x)  # the residual stream itself is normalised here
         x = x + self.attn(x)  # global context
         return x + 0.5 * self.ff2(x)  # second half-step feed-forward
@@ -264,6 +277,13 @@ class UnlockdnaCore(Block):
     ``(seq_len x d)`` embedding, as the Prix Fixe core does (needed after first blocks
     that carry no position information). The original is ``n_heads=8, key_dim=512,
     positional_embedding=False`` after :class:`UnlockdnaFirst`.
+
+    Two options select the organisers' published DREAM-Attn instead of the team's original
+    (both keep the parameters): ``conv_residual="published"`` makes the convolution step
+    ``x + LN(x) + conv(LN(x))`` (original: ``x + conv(LN(x))``), and ``init="pytorch"`` keeps
+    PyTorch's default initialisation of every Linear/Conv1d/LayerNorm and draws the positional
+    embedding from N(0, 1) like ``nn.Embedding`` (original, ``"keras"``: Keras' Glorot-uniform
+    kernels, zero biases, embeddings U(-0.05, 0.05)).
 
     Own graph: ``(B, 512, 232)`` -> ``(B, 512, 232)``; 47,286,272 parameters in the
     original configuration (11,821,568 per layer). DREAM-Attn (``d`` 256, 4 heads,
@@ -281,17 +301,32 @@ class UnlockdnaCore(Block):
         dropout: float = 0.1,
         ff_mult: int = 4,
         positional_embedding: bool = False,
+        conv_residual: str = "original",
+        init: str = "keras",
     ) -> None:
         super().__init__(in_channels, seq_len)
+        if init not in INITS:
+            raise ValueError(f"UnlockdnaCore: init={init!r}: expected one of {', '.join(INITS)}")
         self.out_channels = in_channels
+        self.init = init
         self.position = nn.Parameter(torch.empty(seq_len, in_channels)) if positional_embedding else None
         self.layers = nn.Sequential(
-            *(ConformerLayer(in_channels, n_heads, key_dim, kernel_size, dropout, ff_mult) for _ in range(n_layers))
+            *(
+                ConformerLayer(in_channels, n_heads, key_dim, kernel_size, dropout, ff_mult, conv_residual)
+                for _ in range(n_layers)
+            )
         )
         self.reset_parameters()
 
     @torch.no_grad()
     def reset_parameters(self) -> None:
+        if self.init == "pytorch":
+            for m in self.modules():
+                if isinstance(m, nn.Linear | nn.Conv1d | nn.LayerNorm):
+                    m.reset_parameters()  # PyTorch's own default for each layer type
+            if self.position is not None:
+                self.position.normal_()  # nn.Embedding's default N(0, 1)
+            return
         keras_init(self)
         for m in self.modules():
             if isinstance(m, MultiHeadSelfAttention):
