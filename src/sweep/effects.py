@@ -66,7 +66,7 @@ def _level(value: object) -> str:
     return "-" if value is None else str(value)
 
 
-def _finite(value: object) -> float | None:
+def _metric_value(value: object) -> float | None:
     if isinstance(value, bool) or not isinstance(value, (int, float)):
         return None
     return float(value) if math.isfinite(value) else None
@@ -84,7 +84,7 @@ def jobs_frame(records: Iterable[Mapping[str, Any]], metric: str) -> pd.DataFram
     for record in latest_by_key(records).values():
         if record.get("status") != "ok":
             continue
-        y = _finite((record.get("metrics") or {}).get(metric))
+        y = _metric_value((record.get("metrics") or {}).get(metric))
         if y is None:
             continue
         overrides = {_plain(k): v for k, v in (record.get("overrides") or {}).items()}
@@ -119,7 +119,9 @@ def t_interval(values: Sequence[float], confidence: float = CONFIDENCE) -> tuple
     arr = np.asarray(values, dtype=float)
     if arr.size < 2:
         return None
-    sem = stats.sem(arr)
+    with warnings.catch_warnings():  # scipy warns about precision when the values are nearly equal
+        warnings.simplefilter("ignore", RuntimeWarning)
+        sem = stats.sem(arr)
     if sem == 0:
         return float(arr.mean()), float(arr.mean())
     low, high = stats.t.interval(confidence, arr.size - 1, loc=arr.mean(), scale=sem)
@@ -306,7 +308,9 @@ def paired_comparisons(
                 if np.ptp(a - b) == 0:  # the same difference for every seed: a zero-width interval
                     low = high = out["diff"]
                 else:
-                    low, high = stats.ttest_rel(a, b).confidence_interval(CONFIDENCE)
+                    with warnings.catch_warnings():  # precision warning for nearly equal differences
+                        warnings.simplefilter("ignore", RuntimeWarning)
+                        low, high = stats.ttest_rel(a, b).confidence_interval(CONFIDENCE)
                 out["ci_low"], out["ci_high"] = float(low), float(high)
             else:
                 out["note"] = "one shared seed: no seed interval exists"
