@@ -1,0 +1,56 @@
+"""bench/precision_check.py: the smoke run writes its table, CSV, JSON and heatmap; the budget cuts runs."""
+
+from __future__ import annotations
+
+import csv
+import importlib.util
+import json
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import ROOT
+
+
+@pytest.fixture(scope="module")
+def check():
+    spec = importlib.util.spec_from_file_location("precision_check", ROOT / "bench" / "precision_check.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_menu_is_read_from_the_configs(check) -> None:
+    families = check.menu()
+    for group in ("first", "core", "final"):
+        assert families[group] == sorted(p.stem for p in (ROOT / "conf" / group).glob("*.yaml"))
+        assert {"autosome", "bhi", "resnet", "unlockdna"} <= set(families[group])
+
+
+def test_smoke_run_writes_every_output(check, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    assert check.main(["--smoke", "--out", str(tmp_path)]) == 0
+    out = capsys.readouterr().out.strip().splitlines()
+    assert out[-1].startswith("precision check: 1/1 combinations within 0.03") or out[-1].startswith(
+        "precision check: 0/1 combinations within 0.03"
+    )
+    payload = json.loads((tmp_path / "precision_smoke.json").read_text())
+    assert [(r["precision"], r["status"]) for r in payload["runs"]] == [("32-true", "ok"), ("bf16-mixed", "ok")]
+    assert all(r["steps"] == 4 for r in payload["runs"])
+    (row,) = payload["rows"]
+    assert row["diff"] == pytest.approx(row["bf16_pearson"] - row["fp32_pearson"])
+    with open(tmp_path / "precision_smoke.csv", newline="") as fh:
+        (csv_row,) = list(csv.DictReader(fh))
+    assert (csv_row["first"], csv_row["core"], csv_row["final"]) == ("bhi", "bhi", "bhi")
+    assert "| bhi | bhi | bhi |" in (tmp_path / "precision_smoke.md").read_text()
+    assert (tmp_path / "precision_smoke_diff.png").read_bytes()[:4] == b"\x89PNG"
+
+
+def test_budget_stops_starting_runs(check, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    assert check.main(["--smoke", "--budget-s", "0.01", "--out", str(tmp_path), "--tag", "cut"]) == 0
+    runs = json.loads((tmp_path / "precision_cut.json").read_text())["runs"]
+    assert [r["status"] for r in runs] == ["ok", "not run"]
+
+
+def test_unknown_family_is_one_clear_error(check, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    assert check.main(["--core", "nope", "--out", str(tmp_path)]) == 2
+    assert "--core: unknown core families ['nope']" in capsys.readouterr().out
