@@ -202,9 +202,10 @@ def write_csv(path: Path, rows: Sequence[dict[str, Any]]) -> None:
 def write_heatmap(path: Path, rows: Sequence[dict[str, Any]], families: dict[str, list[str]], title: str) -> None:
     from src.sweep.summarize import heatmap_figure
 
-    cells = [{**r, "diff_mean": r["diff"], "status": None} for r in rows]
+    label = "r (bf16 - fp32)"  # the colour bar reads "mean r (bf16 - fp32)"
+    cells = [{**r, f"{label}_mean": r["diff"], "status": None} for r in rows]
     spread = max([abs(r["diff"]) for r in rows if r["diff"] is not None] + [0.05])
-    fig = heatmap_figure(cells, "diff", families["first"], families["core"], families["final"], title, -spread, spread)
+    fig = heatmap_figure(cells, label, families["first"], families["core"], families["final"], title, -spread, spread)
     fig.savefig(path, dpi=150)
 
 
@@ -332,7 +333,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     (stem.with_suffix(".json")).write_text(json.dumps(payload, indent=1, default=str, allow_nan=False) + "\n")
     (stem.with_suffix(".md")).write_text(table)
     write_csv(stem.with_suffix(".csv"), rows)
-    title = f"bf16-mixed - 32-true, mean val Pearson over seeds {args.seeds} ({args.steps} steps)"
+    title = f"val Pearson, bf16-mixed - 32-true\nseeds {args.seeds}, {args.steps} steps"
     if rows:
         write_heatmap(stem.parent / f"{stem.name}_diff.png", rows, families, title)
     print(table)
