@@ -60,6 +60,19 @@ def menu(groups_dir: Path = ROOT / "conf") -> dict[str, list[str]]:
     return {g: sorted(p.stem for p in (groups_dir / g).glob("*.yaml")) for g in GROUPS}
 
 
+def compose(overrides: Sequence[str]):
+    """``conf/train.yaml`` with ``overrides``, outside of a Hydra run."""
+    from hydra import compose as hydra_compose
+    from hydra import initialize_config_dir
+    from omegaconf import open_dict
+
+    with initialize_config_dir(config_dir=str(ROOT / "conf"), version_base="1.3"):
+        cfg = hydra_compose(config_name="train", overrides=list(overrides))
+    with open_dict(cfg):
+        cfg.paths.run_dir = "unused"  # nothing is written: no checkpoints, no logger
+    return cfg
+
+
 def run_one(job: dict[str, Any]) -> dict[str, Any]:
     """Train one combination in one precision for ``job['steps']`` steps; never raises."""
     import lightning as L
@@ -67,7 +80,6 @@ def run_one(job: dict[str, Any]) -> dict[str, Any]:
 
     from src.errors import CompositionError, DivergedError, error_line
     from src.train_task import EpochStream, build_datamodule, build_module
-    from tests.conftest import compose_cfg
 
     torch.set_num_threads(int(job["threads"]))
     for name in ("lightning.pytorch", "lightning.fabric"):  # one line per run is enough
@@ -93,7 +105,7 @@ def run_one(job: dict[str, Any]) -> dict[str, Any]:
     record = {k: job[k] for k in ("first", "core", "final", "seed", "precision")}
     started = time.time()
     try:
-        cfg = compose_cfg(overrides)
+        cfg = compose(overrides)
         torch.set_float32_matmul_precision(cfg.get("matmul_precision", "high"))
         L.seed_everything(int(cfg.seed), workers=True, verbose=False)
         module = build_module(cfg)
