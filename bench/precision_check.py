@@ -263,6 +263,8 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    from src.utils.io import json_safe
+
     args = parse_args(argv)
     families = menu()
     for group in GROUPS:
@@ -342,7 +344,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     table = markdown_table(rows, args.tolerance)
     settings = {k: v for k, v in vars(args).items() if k not in ("out",)}
     payload = {"settings": settings, "wall_seconds": round(wall, 1), "rows": rows, "runs": runs}
-    (stem.with_suffix(".json")).write_text(json.dumps(payload, indent=1, default=str, allow_nan=False) + "\n")
+    # a collapsed run's Pearson is NaN: JSON null
+    (stem.with_suffix(".json")).write_text(
+        json.dumps(json_safe(payload), indent=1, default=str, allow_nan=False) + "\n"
+    )
     (stem.with_suffix(".md")).write_text(table)
     write_csv(stem.with_suffix(".csv"), rows)
     title = f"val Pearson, bf16-mixed - 32-true\nseeds {args.seeds}, {args.steps} steps"

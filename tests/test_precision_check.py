@@ -54,3 +54,20 @@ def test_budget_stops_starting_runs(check, tmp_path: Path, capsys: pytest.Captur
 def test_unknown_family_is_one_clear_error(check, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     assert check.main(["--core", "nope", "--out", str(tmp_path)]) == 2
     assert "--core: unknown core families ['nope']" in capsys.readouterr().out
+
+
+def test_collapsed_runs_are_written_with_null_pearson(check, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    def collapsed(job):
+        keys = ("first", "core", "final", "seed", "precision")
+        return {k: job[k] for k in keys} | {
+            "status": "collapsed",
+            "metrics": {"val/pearson": float("nan")},
+            "seconds": 0.1,
+        }
+
+    monkeypatch.setattr(check, "run_one", collapsed)
+    assert check.main(["--smoke", "--out", str(tmp_path), "--tag", "nan"]) == 0
+    payload = json.loads((tmp_path / "precision_nan.json").read_text())
+    assert [r["metrics"]["val/pearson"] for r in payload["runs"]] == [None, None]
+    (row,) = payload["rows"]
+    assert row["diff"] is None and row["outcome"] == "collapsed" and row["fp32_status"] == "1 collapsed"
