@@ -90,9 +90,22 @@ def prepare_sequences(
             f"letter {sequences[row][col]!r} at position {col + 1} is not one of ACGTN", where, line_of(row)
         )
     try:
-        return {**processing.prepare(codes, lengths), **processing.id_fields(ids, len(sequences))}
+        decision = processing.length_policy(lengths)
     except LengthPolicyError as err:
-        raise DataError(f"{err.problem} (processing={processing.name})", where, line_of(err.row)) from None
+        raise DataError(err.problem, where, line_of(err.row)) from None
+    if not decision.keep.all():
+        row = int(np.flatnonzero(~decision.keep)[0])
+        length = int(lengths[row])
+        too_long = length > processing.length_range()[1]
+        problem = processing.long_problem(length) if too_long else processing.short_problem(length)
+        raise DataError(
+            f"{problem}: the model's processing drops such reads in training (processing.on_long/on_short=drop), "
+            "so it has no prediction for it",
+            where,
+            line_of(row),
+        )
+    processing.report_lengths(decision, where)
+    return {**processing.prepare(codes, lengths), **processing.id_fields(ids, len(sequences))}
 
 
 def _progress(total: int, enabled: bool) -> Any:

@@ -80,7 +80,7 @@ def test_processing_right_aligns_and_never_cuts() -> None:
     assert x[0, :, :3].sum() == 0  # left padding is zeros
     assert x[0, :, 3].tolist() == [1, 0, 0, 0] and x[0, :, 7].tolist() == [1, 1, 1, 1]  # A ... N = all ones
     with pytest.raises(LengthPolicyError, match="longer than processing.seq_len=8"):
-        small.prepare(*encode_array(["A" * 9]))
+        small.length_policy(encode_array(["A" * 9])[1])
 
 
 def test_objective_is_mse_on_y_over_22() -> None:

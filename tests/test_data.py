@@ -127,7 +127,7 @@ def test_split_is_identical_across_processings() -> None:
     from src.datamodules.processing.unlockdna import UnlockdnaProcessing
 
     a = split(AutosomeProcessing())
-    for other in (OneHotProcessing(seq_len=110), BhiProcessing(), UnlockdnaProcessing()):
+    for other in (OneHotProcessing(seq_len=110, on_long="trim"), BhiProcessing(on_long="trim"), UnlockdnaProcessing()):
         b = split(other)
         np.testing.assert_array_equal(a[0], b[0])
         np.testing.assert_array_equal(a[1], b[1])
@@ -177,9 +177,12 @@ def test_autosome_reverse_complement_is_exact() -> None:
 
 def test_autosome_rejects_reads_shorter_than_the_adapter() -> None:
     codes, lengths = encode_array(["ACGT" * 10, "ACGTACGT"])
-    with pytest.raises(Exception, match="not longer than the 17-nt adapter") as err:
-        AutosomeProcessing().prepare(codes, lengths)
+    with pytest.raises(Exception, match="not longer than the 17-nt adapter.*processing.on_short=error") as err:
+        AutosomeProcessing().length_policy(lengths)
     assert err.value.row == 1
+    padded = AutosomeProcessing(on_short="pad")
+    assert padded.length_policy(lengths).padded == 1
+    assert decode(padded.prepare(codes, lengths)["codes"][1]) == UPSTREAM[-150:]  # all vector
 
 
 def test_datamodule_cites_the_line_of_a_length_policy_violation(tmp_path: Path) -> None:
@@ -191,10 +194,13 @@ def test_datamodule_cites_the_line_of_a_length_policy_violation(tmp_path: Path) 
 
 def test_onehot_processing_trims_and_pads() -> None:
     codes, lengths = encode_array(["ACGTACGT", "ACG"])
-    prepared = OneHotProcessing(seq_len=5).prepare(codes, lengths)["codes"]
+    trim = OneHotProcessing(seq_len=5, on_long="trim")
+    assert trim.length_policy(lengths).trimmed == 1
+    prepared = trim.prepare(codes, lengths)["codes"]
     assert [decode(r) for r in prepared] == ["ACGTA", "ACG"]
     with pytest.raises(Exception, match="longer than processing.seq_len=5"):
-        OneHotProcessing(seq_len=5, trim=False).prepare(codes, lengths)
+        OneHotProcessing(seq_len=5).length_policy(lengths)
+    assert OneHotProcessing(seq_len=5, trim=True).on_long == "trim"  # checkpoints saved before on_long
 
 
 # ----------------------------------------------------------------- sampler

@@ -66,11 +66,15 @@ def test_prepare_trims_3p_end() -> None:
     assert windows(proc, [long], train=True) == [long[:110]]
 
 
-def test_prepare_rejects_empty() -> None:
-    codes, lengths = encode_array(["ACGT", ""])
+def test_length_policy_rejects_empty_and_long() -> None:
+    _, lengths = encode_array(["ACGT", ""])
     with pytest.raises(LengthPolicyError) as err:
-        BhiProcessing().prepare(codes, lengths)
+        BhiProcessing().length_policy(lengths)
     assert err.value.row == 1
+    _, lengths = encode_array(["ACGT", random_seq(111, 3)])
+    with pytest.raises(LengthPolicyError, match="111 nt is longer than processing.seq_len=110"):
+        BhiProcessing().length_policy(lengths)
+    assert BhiProcessing(on_long="trim").length_policy(lengths).trimmed == 1
 
 
 def test_padding_is_real_vector_and_read_intact() -> None:

@@ -68,14 +68,17 @@ def test_center_offsets_match_str_center(width):
         assert decode(row[:width]) == body.center(width, "N")
 
 
-def test_long_reads_error_or_trim():
+def test_long_reads_error_drop_or_trim():
     rng = np.random.default_rng(2)
     bodies = _bodies(rng, [80, 103])
     reads = [LEFT_ADAPTER + b + RIGHT_ADAPTER for b in bodies]
+    _, lengths = encode_array(reads)
     with pytest.raises(LengthPolicyError) as err:
-        _prepare(UnlockdnaProcessing(), reads)
+        UnlockdnaProcessing().length_policy(lengths)
     assert err.value.row == 1
     assert "processing.on_long" in str(err.value) and "103 nt" in str(err.value)
+    dropped = UnlockdnaProcessing(on_long="drop").length_policy(lengths)
+    assert dropped.keep.tolist() == [True, False] and dropped.dropped_long == 1
     out = _prepare(UnlockdnaProcessing(on_long="trim"), reads)
     # centre crop: 3 extra letters -> 1 cut at the 5' end, 2 at the 3' end
     assert decode(out[1, :100]) == bodies[1][1:101]
@@ -83,11 +86,14 @@ def test_long_reads_error_or_trim():
 
 
 def test_short_reads_and_bad_config():
+    _, lengths = encode_array([LEFT_ADAPTER + "ACGT" + RIGHT_ADAPTER, LEFT_ADAPTER + RIGHT_ADAPTER])
     with pytest.raises(LengthPolicyError) as err:
-        _prepare(UnlockdnaProcessing(), [LEFT_ADAPTER + "ACGT" + RIGHT_ADAPTER, LEFT_ADAPTER + RIGHT_ADAPTER])
+        UnlockdnaProcessing().length_policy(lengths)
     assert err.value.row == 1
-    with pytest.raises(ConfigError):
-        UnlockdnaProcessing(on_long="drop")
+    with pytest.raises(ConfigError, match="processing.on_long must be one of error, trim, drop"):
+        UnlockdnaProcessing(on_long="pad")
+    with pytest.raises(ConfigError, match="processing.on_short"):
+        UnlockdnaProcessing(on_short="trim")
     with pytest.raises(ConfigError):
         UnlockdnaProcessing(seq_len=150)
 

@@ -108,19 +108,28 @@ CASES: dict[str, tuple[str, str | bytes | None, list[str], int | None, str]] = {
         8,
         "sequence of 17 nt is not longer than the 17-nt adapter",
     ),
+    "autosome-5000-nt": (
+        "dream",
+        dream(7, f"{random_seqs(1, 5000, seed=3)[0]}\t1.0"),
+        ["processing=autosome"],
+        7,
+        "sequence of 5000 nt is 4983 nt after the 17-nt adapter, longer than processing.seq_len=150 "
+        "(processing=autosome, processing.on_long=error; or trim or drop)",
+    ),
     "unlockdna-too-long": (
         "dream",
         dream(9, f"{SEQ}{SEQ[:30]}\t1.0"),
-        ["processing=unlockdna"],
+        ["processing=unlockdna", "processing.on_long=error"],
         9,
         "longer than processing.half_len=100",
     ),
-    "onehot-no-trim": (
+    "onehot-too-long": (
         "dream",
         dream(10, f"{SEQ}A\t1.0"),
-        ["processing=onehot", "processing.trim=false"],
+        ["processing=onehot", "processing.on_long=error"],
         10,
-        "sequence of 111 nt is longer than processing.seq_len=110 (trim=false)",
+        "sequence of 111 nt is longer than processing.seq_len=110 "
+        "(processing=onehot, processing.on_long=error; or trim or drop)",
     ),
     "mpra-misnamed-column": (
         "human_mpra",
@@ -159,10 +168,10 @@ CASES: dict[str, tuple[str, str | bytes | None, list[str], int | None, str]] = {
         2,
         "letter 'R' at position 11",
     ),
-    "starr-onehot-no-trim": (
+    "starr-onehot-too-long": (
         "drosophila_starr",
         starr(6, starr_row(99, STARR_SEQ + "G")),
-        ["processing=onehot", "processing.trim=false"],
+        ["processing=onehot", "processing.on_long=error"],
         6,
         "longer than processing.seq_len=249",
     ),
@@ -265,7 +274,7 @@ def test_cli_prints_duplicates_and_one_error_line(tmp_path: Path) -> None:
     err = [ln for ln in result.stderr.splitlines() if ln.strip()]
     assert err == [
         f"error: {path}:33: sequence of 9 nt is not longer than the 17-nt adapter autosome removes "
-        "(processing=autosome)"
+        "(processing=autosome, processing.on_short=error; or pad or drop)"
     ], result.stderr
     assert run_dir.is_dir() and list(run_dir.iterdir()) == []
 

@@ -29,11 +29,11 @@ from torch import Tensor
 from torch.utils.data import DataLoader, Dataset, Sampler
 
 from src.datamodules.cache import release_pages
-from src.datamodules.encoding import PAD
+from src.datamodules.encoding import N
 from src.datamodules.processing.base import Processing
 from src.datamodules.readers import Records, report_duplicates
 from src.datamodules.splits import SPLITS, SplitData, check_sizes, column_assignment, fold_assignment, resolve_mode
-from src.datamodules.store import SequenceStore, first_rows_by_length
+from src.datamodules.store import SequenceStore
 from src.errors import ConfigError, DataError, LengthPolicyError
 
 log = logging.getLogger(__name__)
@@ -168,6 +168,24 @@ class EncodedDataset(Dataset):
         return self.processing.make_batch(fields, self.targets[seq], view, self.train, generator)
 
 
+def report_all_n(store: SequenceStore, path: str, lines: np.ndarray, shown: int = 5) -> int:
+    """Warn, with its line, about each read made only of N (the first ``shown``, then a count); returns the count."""
+    n_count = np.zeros(len(store), dtype=np.int64)
+    chunk = 1 << 16  # rows per step: bounds the comparison array on the full challenge set
+    for lo in range(0, len(store), chunk):
+        hi = min(lo + chunk, len(store))
+        start, stop = int(store.offsets[lo]), int(store.offsets[hi - 1] + store.lengths[hi - 1])
+        is_n = (store.codes[start:stop] == N).astype(np.int64)
+        n_count[lo:hi] = np.add.reduceat(is_n, store.offsets[lo:hi] - start) if stop > start else 0
+    rows = np.flatnonzero((n_count == store.lengths) & (store.lengths > 0))
+    for row in rows[:shown]:
+        length = int(store.lengths[row])
+        log.warning("%s:%d: read of %d nt is only N (no sequence information)", path, int(lines[row]), length)
+    if rows.size > shown:
+        log.warning("%s: %d reads in all are only N", path, rows.size)
+    return int(rows.size)
+
+
 def _identity(batch: dict[str, Tensor]) -> dict[str, Tensor]:
     return batch
 
@@ -223,12 +241,12 @@ class PrixFixeDataModule(L.LightningDataModule):
         self.test_set: EncodedDataset | None = None
         self.folds: np.ndarray | None = None
 
-    def _store(self, records: Records) -> SequenceStore:
-        """The records' code store, with duplicates reported and the length policy checked."""
+    def _store(self, records: Records) -> tuple[SequenceStore, np.ndarray]:
+        """The records' code store and the rows the length policy keeps (duplicates and all-N reads reported)."""
         report_duplicates(records)
         store = records.store if records.store is not None else SequenceStore.from_sequences(records.sequences)
-        self._check_lengths(records, store)
-        return store
+        report_all_n(store, records.path, records.lines)
+        return store, self._check_lengths(records, store)
 
     def _assign(self, records: Records, store: SequenceStore) -> np.ndarray:
         """Split index per read of one file (0 train, 1 val, 2 test) in the resolved form."""
@@ -255,15 +273,15 @@ class PrixFixeDataModule(L.LightningDataModule):
         stores: dict[str, SequenceStore] = {}
         if isinstance(data, dict):
             for name, records in data.items():
-                stores[name] = self._store(records)
-                self.parts[name] = (records, np.arange(len(records), dtype=np.int64))
+                stores[name], keep = self._store(records)
+                self.parts[name] = (records, np.flatnonzero(keep))
         else:
-            store = self._store(data)
+            store, keep = self._store(data)
             which = self._assign(data, store)
             for index, name in enumerate(SPLITS):
-                if (which == index).any():
+                if ((which == index) & keep).any():
                     stores[name] = store
-                    self.parts[name] = (data, np.flatnonzero(which == index))
+                    self.parts[name] = (data, np.flatnonzero((which == index) & keep))
         first = next(iter(self.parts.values()))[0]
         check_sizes({k: len(rows) for k, (_, rows) in self.parts.items()}, self.split_form, first.path)
         records, val_rows = self.parts["val"]
@@ -298,20 +316,20 @@ class PrixFixeDataModule(L.LightningDataModule):
         """The records of every split (copies of their rows; made on demand)."""
         return {name: records.subset(rows) for name, (records, rows) in self.parts.items()}
 
-    def _check_lengths(self, records: Records, store: SequenceStore) -> None:
-        """Apply the processing's length policy to every read, citing the first offending line.
+    def _check_lengths(self, records: Records, store: SequenceStore) -> np.ndarray:
+        """Apply the processing's length policy to every read; returns the rows it keeps (bool).
 
-        The policy depends on the length alone, so one read of each distinct length (in order of
-        first appearance) stands for all: the first that fails is the first offending read.
+        ``on_long`` / ``on_short`` = error stops at the first offending line; trimmed, padded and
+        dropped reads are counted in one log line.
         """
-        values, first = records.length_first or first_rows_by_length(store.lengths)
-        probe = np.where(np.arange(int(values.max()))[None, :] < values[:, None], np.uint8(0), np.uint8(PAD))
         try:
-            self.processing.prepare(probe.astype(np.uint8), values)
+            decision = self.processing.length_policy(store.lengths)
         except LengthPolicyError as err:
-            raise DataError(
-                f"{err.problem} (processing={self.processing.name})", records.path, int(records.lines[first[err.row]])
-            ) from None
+            raise DataError(err.problem, records.path, int(records.lines[err.row])) from None
+        self.processing.report_lengths(decision, records.path)
+        if not decision.keep.any():
+            raise DataError(f"the length policy of processing {self.processing.name} drops every read", records.path)
+        return decision.keep
 
     @property
     def n_targets(self) -> int:

@@ -3,6 +3,10 @@
 Per sequence (once): drop the 17-nt left adapter, prepend the plasmid 5' of the
 N80 site (which ends with that adapter) and keep the last ``seq_len`` nt, so a
 110-nt read becomes 40 nt vector + adapter + random region + right adapter.
+Reads of ``strip_5p + 1`` to ``strip_5p + seq_len`` nt fit; a longer read is an
+error unless ``on_long`` is ``trim`` (keeps its last ``seq_len`` nt after the adapter)
+or ``drop``; an adapter-only read is an error unless ``on_short`` is ``pad`` (the
+window is all vector) or ``drop``.
 Per batch: one-hot A/C/G/T (N = 0.25 everywhere, at train and test time alike),
 channel 4 = 1 on the reverse-complement view, channel 5 = 1 when the measured
 expression is an integer ("singleton"; always 0 at evaluation). Training sees
@@ -18,7 +22,7 @@ from torch import Tensor
 from src.datamodules.construct import UPSTREAM
 from src.datamodules.encoding import PAD, encode_str, one_hot, reverse_complement_onehot
 from src.datamodules.processing.base import Processing
-from src.errors import LengthPolicyError
+from src.errors import ConfigError
 
 
 class AutosomeProcessing(Processing):
@@ -29,22 +33,39 @@ class AutosomeProcessing(Processing):
     rc_average = True
     CHUNK = 65536
 
-    def __init__(self, seq_len: int = 150, strip_5p: int = 17, n_value: float = 0.25) -> None:
-        if seq_len > len(UPSTREAM):
-            raise ValueError(f"autosome processing: seq_len {seq_len} > embedded vector flank {len(UPSTREAM)}")
+    def __init__(
+        self,
+        seq_len: int = 150,
+        strip_5p: int = 17,
+        n_value: float = 0.25,
+        on_long: str = "error",
+        on_short: str = "error",
+    ) -> None:
+        if not 1 <= seq_len <= len(UPSTREAM):
+            raise ConfigError(f"processing.seq_len={seq_len} must be in [1, {len(UPSTREAM)}] (embedded vector flank)")
+        if strip_5p < 0:
+            raise ConfigError(f"processing.strip_5p={strip_5p} must be >= 0")
+        self.set_length_policy(on_long, on_short)
         self.seq_len = int(seq_len)
         self.channels = 6
         self.strip_5p = int(strip_5p)
         self.n_value = float(n_value)
         self._vector = encode_str(UPSTREAM[-self.seq_len :])
 
+    def length_range(self) -> tuple[int, int]:
+        return self.strip_5p + 1, self.strip_5p + self.seq_len
+
+    def long_problem(self, length: int) -> str:
+        return (
+            f"sequence of {length} nt is {length - self.strip_5p} nt after the {self.strip_5p}-nt adapter, "
+            f"longer than processing.seq_len={self.seq_len}"
+        )
+
+    def short_problem(self, length: int) -> str:
+        return f"sequence of {length} nt is not longer than the {self.strip_5p}-nt adapter autosome removes"
+
     def prepare(self, codes: np.ndarray, lengths: np.ndarray) -> dict[str, np.ndarray]:
-        short = np.flatnonzero(lengths <= self.strip_5p)
-        if short.size:
-            row = int(short[0])
-            raise LengthPolicyError(
-                row, f"sequence of {lengths[row]} nt is not longer than the {self.strip_5p}-nt adapter autosome removes"
-            )
+        body_len = np.maximum(np.asarray(lengths, dtype=np.int64) - self.strip_5p, 0)  # on_short=pad: all vector
         out = np.empty((len(codes), self.seq_len), dtype=np.uint8)
         # chunks bound the index matrices' memory on the full challenge set (6.7M reads)
         for lo in range(0, len(codes), self.CHUNK):
@@ -53,7 +74,7 @@ class AutosomeProcessing(Processing):
             # canvas = vector flank followed by the read minus its adapter (PAD-filled past its end)
             canvas = np.concatenate([np.broadcast_to(self._vector, (hi - lo, self.seq_len)), body], axis=1)
             # the last seq_len letters of vector+read start where the read body ends minus seq_len
-            start = (lengths[lo:hi] - self.strip_5p)[:, None] + np.arange(self.seq_len)[None, :]
+            start = body_len[lo:hi, None] + np.arange(self.seq_len)[None, :]
             out[lo:hi] = np.take_along_axis(canvas, start, axis=1)
         assert not (out == PAD).any()
         return {"codes": out}

@@ -1,7 +1,8 @@
 """BHI (rank 2) data processing: 4 x 110 one-hot with random real-vector padding.
 
-Per sequence (once): keep the first ``seq_len`` nt (longer reads lose their 3' end)
-and remember each read's kept length.
+Per sequence (once): reads of 1 to ``seq_len`` nt are taken whole; a longer read is
+an error unless ``on_long`` is ``trim`` (keep its first ``seq_len`` nt, BHI's 3' trim)
+or ``drop``. Each read's kept length is remembered.
 Per batch: a shorter read is padded to ``seq_len`` with real plasmid sequence, the
 end of the 5' vector (``...CGATTCGAAC``) on the left and the start of the 3' vector
 (``TCTTAATTAA...``) on the right. In training the placement is re-drawn every time
@@ -27,7 +28,7 @@ from torch import Tensor
 from src.datamodules.construct import VECTOR_3P, VECTOR_5P
 from src.datamodules.encoding import PAD, encode_str, one_hot, reverse_complement_onehot
 from src.datamodules.processing.base import Processing
-from src.errors import LengthPolicyError
+from src.errors import ConfigError
 
 P_RIGHT = 0.333  # first draw: pad on the right only
 P_LEFT = 0.334  # second draw (when not right): pad on the left only; else split
@@ -40,12 +41,20 @@ class BhiProcessing(Processing):
     name = "bhi"
     rc_average = True
 
-    def __init__(self, seq_len: int = 110, n_value: float = 0.0, eval_pad: str = "both") -> None:
+    def __init__(
+        self,
+        seq_len: int = 110,
+        n_value: float = 0.0,
+        eval_pad: str = "both",
+        on_long: str = "error",
+        on_short: str = "error",
+    ) -> None:
         longest = min(len(VECTOR_5P), len(VECTOR_3P))
         if not 1 <= seq_len <= longest:
-            raise ValueError(f"bhi processing: seq_len {seq_len} must be in [1, {longest}] (embedded vector flanks)")
+            raise ConfigError(f"processing.seq_len={seq_len} must be in [1, {longest}] (embedded vector flanks)")
         if eval_pad not in EVAL_PADS:
-            raise ValueError(f"bhi processing: eval_pad must be one of {EVAL_PADS} (got {eval_pad!r})")
+            raise ConfigError(f"processing.eval_pad must be one of {', '.join(EVAL_PADS)} (got {eval_pad!r})")
+        self.set_length_policy(on_long, on_short)
         self.seq_len = int(seq_len)
         self.channels = 4
         self.n_value = float(n_value)
@@ -54,10 +63,13 @@ class BhiProcessing(Processing):
         self._vector_5p = torch.from_numpy(encode_str(VECTOR_5P[-self.seq_len :]).copy())
         self._vector_3p = torch.from_numpy(encode_str(VECTOR_3P[: self.seq_len]).copy())
 
+    def length_range(self) -> tuple[int, int]:
+        return 1, self.seq_len
+
+    def long_problem(self, length: int) -> str:
+        return f"sequence of {length} nt is longer than processing.seq_len={self.seq_len}"
+
     def prepare(self, codes: np.ndarray, lengths: np.ndarray) -> dict[str, np.ndarray]:
-        empty = np.flatnonzero(lengths < 1)
-        if empty.size:
-            raise LengthPolicyError(int(empty[0]), "empty sequence: bhi processing needs at least 1 nt")
         n, width = codes.shape
         # 3' trim: keep the first seq_len letters; PAD fills past the end of shorter reads
         out = np.full((n, self.seq_len), PAD, dtype=np.uint8)

@@ -8,33 +8,42 @@ from torch import Tensor
 
 from src.datamodules.encoding import PAD, one_hot, reverse_complement_onehot
 from src.datamodules.processing.base import Processing
-from src.errors import LengthPolicyError
 
 
 class LeftPadOneHotProcessing(Processing):
     """One-hot A/C/G/T, ``x`` is ``(B, 4, seq_len)`` with every read ending at the last position.
 
     Shorter reads are padded with zeros on the left (5'); a read longer than
-    ``seq_len`` is an error (nothing is cut). N is ``n_value`` in all four channels
+    ``seq_len`` is an error (``on_long=error``, nothing is cut) or left out
+    (``drop``). N is ``n_value`` in all four channels
     (the team: 1). The team's channel order T, C, G, A is a relabelling of the
     channels, equivalent for a learned first layer, so the common A, C, G, T is used.
     """
 
     name = "metformin"
+    long_choices = ("error", "drop")  # right-aligns whole reads: nothing is cut
 
-    def __init__(self, seq_len: int = 142, n_value: float = 1.0, rc_average: bool = False) -> None:
+    def __init__(
+        self,
+        seq_len: int = 142,
+        n_value: float = 1.0,
+        rc_average: bool = False,
+        on_long: str = "error",
+        on_short: str = "error",
+    ) -> None:
+        self.set_length_policy(on_long, on_short)
         self.seq_len = int(seq_len)
         self.channels = 4
         self.n_value = float(n_value)
         self.rc_average = bool(rc_average)
 
+    def length_range(self) -> tuple[int, int]:
+        return 1, self.seq_len
+
+    def long_problem(self, length: int) -> str:
+        return f"sequence of {length} nt is longer than processing.seq_len={self.seq_len} (nothing is cut)"
+
     def prepare(self, codes: np.ndarray, lengths: np.ndarray) -> dict[str, np.ndarray]:
-        long = np.flatnonzero(lengths > self.seq_len)
-        if long.size:
-            row = int(long[0])
-            raise LengthPolicyError(
-                row, f"sequence of {lengths[row]} nt is longer than processing.seq_len={self.seq_len} (nothing is cut)"
-            )
         n, width = codes.shape
         out = np.full((n, self.seq_len), PAD, dtype=np.uint8)
         # column j of a read goes to column seq_len - length + j: right-aligned

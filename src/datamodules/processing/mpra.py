@@ -3,7 +3,8 @@
 Follows the organisers' third-stage benchmark inputs: the read is used at its real
 length (``seq_len`` = the data set's, 230 nt lentiMPRA / 249 nt DeepSTARR) and a read of
 any other length is an error naming ``processing.seq_len`` (nothing is cropped or
-padded). Channels: A, C, G, T one-hot, then 1 where the record's id marks the reverse
+padded), or left out with ``on_long`` / ``on_short`` = ``drop``. Channels: A, C, G, T one-hot,
+then 1 where the record's id marks the reverse
 orientation (``reverse_marker``: ``_Reversed:`` in lentiMPRA ``seq_id``, ``_-_`` (minus
 strand) in DeepSTARR ``ID``), else 0. ``x`` is ``(B, 5, seq_len)``.
 
@@ -24,13 +25,14 @@ from torch import Tensor
 
 from src.datamodules.encoding import one_hot, reverse_complement_onehot
 from src.datamodules.processing.base import Processing
-from src.errors import LengthPolicyError
 
 
 class MpraProcessing(Processing):
     """One-hot + orientation flag at the data set's exact length; ``x`` is ``(B, 5, seq_len)``."""
 
     name = "mpra"
+    long_choices = ("error", "drop")  # never crops ...
+    short_choices = ("error", "drop")  # ... nor pads
 
     def __init__(
         self,
@@ -38,26 +40,35 @@ class MpraProcessing(Processing):
         reverse_marker: str | None = None,
         n_value: float = 0.25,
         rc_average: bool = False,
+        on_long: str = "error",
+        on_short: str = "error",
     ) -> None:
         if int(seq_len) < 1:
             raise ValueError(f"processing.seq_len must be >= 1 (got {seq_len})")
+        self.set_length_policy(on_long, on_short)
         self.seq_len = int(seq_len)
         self.channels = 5
         self.reverse_marker = reverse_marker or None
         self.n_value = float(n_value)
         self.rc_average = bool(rc_average)
 
+    def length_range(self) -> tuple[int, int]:
+        return self.seq_len, self.seq_len
+
+    def _problem(self, length: int) -> str:
+        side = "longer" if length > self.seq_len else "shorter"
+        return (
+            f"sequence of {length} nt is {side} than processing.seq_len={self.seq_len} (this processing never "
+            "crops or pads: set processing.seq_len or data.seq_len to the reads' length)"
+        )
+
+    def long_problem(self, length: int) -> str:
+        return self._problem(length)
+
+    def short_problem(self, length: int) -> str:
+        return self._problem(length)
+
     def prepare(self, codes: np.ndarray, lengths: np.ndarray) -> dict[str, np.ndarray]:
-        wrong = np.flatnonzero(lengths != self.seq_len)
-        if wrong.size:
-            row = int(wrong[0])
-            side = "longer" if lengths[row] > self.seq_len else "shorter"
-            raise LengthPolicyError(
-                row,
-                f"sequence of {lengths[row]} nt is {side} than processing.seq_len={self.seq_len} "
-                f"({wrong.size} read(s) differ; this processing never crops or pads: set processing.seq_len "
-                "or data.seq_len to the reads' length)",
-            )
         return {"codes": np.ascontiguousarray(codes[:, : self.seq_len])}
 
     def reverse_flags(self, ids: list[str] | None, n: int) -> np.ndarray:

@@ -9,7 +9,7 @@ from torch import Tensor
 from src.datamodules.construct import VECTOR_3P, VECTOR_5P
 from src.datamodules.encoding import PAD, N, encode_str, one_hot, reverse_complement_onehot
 from src.datamodules.processing.base import Processing
-from src.errors import ConfigError, LengthPolicyError
+from src.errors import ConfigError
 
 
 class FlankedOneHotProcessing(Processing):
@@ -27,7 +27,16 @@ class FlankedOneHotProcessing(Processing):
 
     name = "sysu"
 
-    def __init__(self, seq_len: int = 442, flank: int = 150, n_value: float = 0.25, mask_ratio: float = 0.0) -> None:
+    def __init__(
+        self,
+        seq_len: int = 442,
+        flank: int = 150,
+        n_value: float = 0.25,
+        mask_ratio: float = 0.0,
+        on_long: str = "error",
+        on_short: str = "error",
+    ) -> None:
+        self.set_length_policy(on_long, on_short)
         if not 0 <= flank <= min(len(VECTOR_5P), len(VECTOR_3P)) or seq_len <= 2 * flank:
             raise ConfigError(
                 f"processing.flank={flank} must be in [0, {min(len(VECTOR_5P), len(VECTOR_3P))}] "
@@ -43,16 +52,17 @@ class FlankedOneHotProcessing(Processing):
         self._left = encode_str(VECTOR_5P[len(VECTOR_5P) - self.flank :])
         self._right = encode_str(VECTOR_3P[: self.flank])
 
+    def length_range(self) -> tuple[int, int]:
+        return 1, self.seq_len - 2 * self.flank
+
+    def long_problem(self, length: int) -> str:
+        return (
+            f"sequence of {length} nt does not fit processing.seq_len={self.seq_len} with 2 x {self.flank} nt of vector"
+        )
+
     def prepare(self, codes: np.ndarray, lengths: np.ndarray) -> dict[str, np.ndarray]:
         room = self.seq_len - 2 * self.flank
-        long = np.flatnonzero(lengths > room)
-        if long.size:
-            row = int(long[0])
-            raise LengthPolicyError(
-                row,
-                f"sequence of {lengths[row]} nt does not fit processing.seq_len={self.seq_len} "
-                f"with 2 x {self.flank} nt of vector",
-            )
+        lengths = np.minimum(lengths, room)  # on_long=trim: the first `room` nt of a longer read
         n, width = codes.shape
         out = np.full((n, self.seq_len), N, dtype=np.uint8)
         out[:, : self.flank] = self._left

@@ -19,7 +19,7 @@ from torch.nn import functional as F
 
 from src.datamodules.encoding import COMPLEMENT, N
 from src.datamodules.processing.base import Processing
-from src.errors import ConfigError, LengthPolicyError
+from src.errors import ConfigError
 
 M = 5  # mask token; the team's table is A0 C1 G2 T3 N4 M5, the project's codes plus M
 DEPTH = 6  # one-hot channels: A, C, G, T, N, M
@@ -40,9 +40,11 @@ def center_offsets(lengths: np.ndarray, width: int) -> np.ndarray:
 class UnlockdnaProcessing(Processing):
     """Unlock_DNA processing; ``x`` is ``(B, 6, seq_len)`` with ``seq_len = 2 * half_len``.
 
-    Reads longer than ``half_len`` after removing the adapters raise
-    :class:`LengthPolicyError` (the team dropped them) unless ``on_long="trim"``, which
-    keeps the central ``half_len`` nt (an odd excess loses its extra base at the 3' end).
+    Reads longer than ``half_len`` after removing the adapters are an error unless
+    ``on_long`` is ``drop`` (what the team did) or ``trim``, which keeps the central
+    ``half_len`` nt (an odd excess loses its extra base at the 3' end). A read with
+    nothing left after the adapters is an error unless ``on_short`` is ``pad`` (all N)
+    or ``drop``.
     """
 
     name = "unlockdna"
@@ -57,11 +59,10 @@ class UnlockdnaProcessing(Processing):
         half_len: int = 100,
         mask_ratio: float = 0.0,
         on_long: str = "error",
+        on_short: str = "error",
     ) -> None:
         if seq_len != 2 * half_len:
             raise ConfigError(f"processing.seq_len={seq_len} must be 2 * processing.half_len={half_len} (both strands)")
-        if on_long not in {"error", "trim"}:
-            raise ConfigError(f"processing.on_long must be 'error' or 'trim' (got {on_long!r})")
         if not 0.0 <= mask_ratio < 1.0:
             raise ConfigError(f"processing.mask_ratio={mask_ratio} must be in [0, 1)")
         if strip_5p < 0 or strip_3p < 0 or half_len < 1:
@@ -72,29 +73,27 @@ class UnlockdnaProcessing(Processing):
         self.strip_3p = int(strip_3p)
         self.half_len = int(half_len)
         self.mask_ratio = float(mask_ratio)
-        self.on_long = on_long
+        self.set_length_policy(on_long, on_short)
+
+    def length_range(self) -> tuple[int, int]:
+        adapters = self.strip_5p + self.strip_3p
+        return adapters + 1, adapters + self.half_len
+
+    def long_problem(self, length: int) -> str:
+        return (
+            f"sequence of {length} nt is {length - self.strip_5p - self.strip_3p} nt after removing the adapters, "
+            f"longer than processing.half_len={self.half_len} (Unlock_DNA dropped such reads: on_long=drop)"
+        )
+
+    def short_problem(self, length: int) -> str:
+        return (
+            f"sequence of {length} nt is not longer than the {self.strip_5p} + {self.strip_3p} nt "
+            "adapters unlockdna strips (processing.strip_5p / strip_3p)"
+        )
 
     def prepare(self, codes: np.ndarray, lengths: np.ndarray) -> dict[str, np.ndarray]:
         lengths = np.asarray(lengths, dtype=np.int64)
-        body = lengths - self.strip_5p - self.strip_3p  # random-region length of each read
-        short = np.flatnonzero(body < 1)
-        if short.size:
-            row = int(short[0])
-            raise LengthPolicyError(
-                row,
-                f"sequence of {lengths[row]} nt is not longer than the {self.strip_5p} + {self.strip_3p} nt "
-                "adapters unlockdna strips (processing.strip_5p / strip_3p)",
-            )
-        if self.on_long == "error":
-            long = np.flatnonzero(body > self.half_len)
-            if long.size:
-                row = int(long[0])
-                raise LengthPolicyError(
-                    row,
-                    f"sequence of {lengths[row]} nt is {body[row]} nt after removing the adapters, longer than "
-                    f"processing.half_len={self.half_len}; set processing.on_long=trim to keep its central "
-                    f"{self.half_len} nt (Unlock_DNA dropped such reads)",
-                )
+        body = np.maximum(lengths - self.strip_5p - self.strip_3p, 0)  # random-region length (0: on_short=pad)
         out = np.empty((codes.shape[0], self.seq_len), dtype=np.uint8)
         for start in range(0, codes.shape[0], _CHUNK):
             stop = start + _CHUNK
