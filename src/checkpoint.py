@@ -54,6 +54,8 @@ from torch import Tensor, nn
 
 from src.errors import ConfigError, DataError, first_line
 from src.lit_modules.prixfixe_module import PrixFixeModule
+from src.utils.naming import combination_of
+from src.utils.run_dir import latest_run, remove_unused_run_dir, run_dir_chosen
 
 log = logging.getLogger(__name__)
 
@@ -69,7 +71,11 @@ def checkpoint_file(path: str | Path, key: str) -> Path:
 
 
 def resolve_ckpt_path(cfg: DictConfig, run_dir: Path) -> str | None:
-    """``ckpt_path=last`` / ``resume=true`` -> this run folder's last.ckpt; a path must exist."""
+    """``ckpt_path=last`` / ``resume=true`` -> this run folder's last.ckpt; a path must exist.
+
+    Without ``hydra.run.dir`` the run folder is a new one, which never holds a ``last.ckpt``:
+    that is an error which names the folder to pass (the newest run of this combination).
+    """
     ckpt = cfg.get("ckpt_path")
     if cfg.get("resume") and not ckpt:
         ckpt = "last"
@@ -79,6 +85,11 @@ def resolve_ckpt_path(cfg: DictConfig, run_dir: Path) -> str | None:
         last = run_dir / "checkpoints" / "last.ckpt"
         if last.exists():
             return str(last)
+        if not run_dir_chosen():
+            remove_unused_run_dir(run_dir)
+            previous = latest_run(run_dir, combination_of(cfg))
+            hint = f"hydra.run.dir={previous}" if previous else "hydra.run.dir=<the run folder to resume>"
+            raise ConfigError(f"resume=true resumes the run in hydra.run.dir, which was not given: add {hint}")
         log.warning("resume requested but %s does not exist yet: training from scratch", last)
         return None
     return str(checkpoint_file(ckpt, "ckpt_path"))

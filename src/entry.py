@@ -48,11 +48,29 @@ def register_resolvers() -> None:
     warnings.filterwarnings("ignore", message=r"\s*'hydra/launcher/\S+' is validated against ConfigStore schema")
 
 
+def single_console_logging() -> None:
+    """Print each log line once: drop Lightning's own console handler when the root logger (Hydra's) has one.
+
+    ``import lightning`` adds a ``"INFO: ..."`` console handler to the ``lightning`` logger, whose records
+    also reach the root logger's handler, so every Lightning line appeared twice.
+    """
+    root = logging.getLogger()
+    if not root.handlers:
+        return
+    for name in ("lightning", "lightning.pytorch", "lightning.fabric"):
+        logger = logging.getLogger(name)
+        for handler in list(logger.handlers):
+            if type(handler) is logging.StreamHandler:
+                logger.removeHandler(handler)
+        logger.propagate = True
+
+
 def run_task(task: Callable[[DictConfig], Any], cfg: DictConfig) -> Any:
     """Run ``task(cfg)``; user errors and divergence exit with one line (unless ``debug=true``).
 
     In multirun mode the job is run with the sweep ledger and never raises an ``Exception``.
     """
+    single_console_logging()
     if in_multirun():
         return run_sweep_job(task, cfg)
     try:

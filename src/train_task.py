@@ -46,6 +46,8 @@ from src.lit_modules.metrics import check_monitor, metric_names, monitor_of
 from src.lit_modules.prixfixe_module import PrixFixeModule, module_factory
 from src.utils.io import atomic_write_text, json_safe, write_json
 from src.utils.naming import combination_of
+from src.utils.run_dir import remove_unused_run_dir
+from src.utils.validate import validate_config
 from src.utils.wandb_offline import finish_run, use_offline_defaults
 
 log = logging.getLogger(__name__)
@@ -126,6 +128,7 @@ def _metrics_dict(trainer: L.Trainer) -> dict[str, float]:
 
 def train(cfg: DictConfig) -> dict[str, Any]:
     """Run one training job; returns a summary dict (also written to ``metrics.json``)."""
+    validate_config(cfg)
     torch.set_float32_matmul_precision(cfg.get("matmul_precision", "high"))
     L.seed_everything(int(cfg.seed), workers=True, verbose=False)
     started = time.time()
@@ -138,6 +141,7 @@ def train(cfg: DictConfig) -> dict[str, Any]:
     if cfg.get("dry_run"):
         print(f"prixfixe {name}")
         print(module.describe())
+        remove_unused_run_dir(Path(cfg.paths.run_dir))
         return {"combination": name, "params": sum(p.numel() for p in module.parameters() if p.requires_grad)}
 
     if OmegaConf.is_missing(cfg, "init_from"):  # a transfer preset names no yeast checkpoint by itself

@@ -1,0 +1,73 @@
+"""Composition-time checks of config values: a bad value stops with one line naming its key.
+
+They run before the network is composed or any data is read, so a typo such as
+``recipe.batch_size=0`` or ``trainer.precision=bf17`` costs nothing.
+"""
+
+from __future__ import annotations
+
+from typing import Any, get_args
+
+from omegaconf import DictConfig, OmegaConf
+
+from src.errors import ConfigError
+
+
+def lightning_precisions() -> tuple[str, ...]:
+    """Every ``trainer.precision`` value Lightning accepts (as text)."""
+    from lightning.fabric.connector import _PRECISION_INPUT
+
+    values: list[str] = []
+    for literal in get_args(_PRECISION_INPUT):
+        values.extend(str(v) for v in get_args(literal))
+    return tuple(values)
+
+
+def _int(cfg: DictConfig, key: str) -> int | None:
+    value = OmegaConf.select(cfg, key, default=None)
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or int(value) != value:
+        raise ConfigError(f"{key}={value!r} must be a whole number")
+    return int(value)
+
+
+def _at_least(cfg: DictConfig, key: str, low: int) -> int | None:
+    value = _int(cfg, key)
+    if value is not None and value < low:
+        raise ConfigError(f"{key}={value} must be >= {low}")
+    return value
+
+
+def validate_config(cfg: DictConfig) -> None:
+    """Reject values that cannot work; each error names the config key and the allowed range."""
+    _at_least(cfg, "recipe.batch_size", 1)
+    _at_least(cfg, "datamodule.eval_batch_size", 1)
+    _at_least(cfg, "recipe.epochs", 1)
+    _at_least(cfg, "recipe.steps_per_epoch", 1)
+    _at_least(cfg, "datamodule.num_workers", 0)
+    _at_least(cfg, "nan_check_every", 1)
+    n_folds = _at_least(cfg, "datamodule.n_folds", 2)
+    val_fold = _int(cfg, "datamodule.val_fold")
+    if n_folds is not None and val_fold is not None and not 0 <= val_fold < n_folds:
+        raise ConfigError(f"datamodule.val_fold={val_fold} must be in [0, datamodule.n_folds={n_folds})")
+    lr = OmegaConf.select(cfg, "recipe.lr", default=None)
+    if isinstance(lr, (int, float)) and not lr > 0:
+        raise ConfigError(f"recipe.lr={lr} must be > 0")
+    _check_trainer(cfg)
+
+
+def _check_trainer(cfg: DictConfig) -> None:
+    trainer: Any = cfg.get("trainer")
+    if not isinstance(trainer, DictConfig):
+        return
+    precision = trainer.get("precision")
+    if precision is not None and str(precision) not in lightning_precisions():
+        raise ConfigError(
+            f"trainer.precision={precision!r} is not a Lightning precision; use one of "
+            + ", ".join(v for v in lightning_precisions() if not v.isdigit())
+        )
+    _at_least(cfg, "trainer.max_epochs", -1)
+    max_steps = _int(cfg, "trainer.max_steps")
+    if max_steps is not None and max_steps < -1:
+        raise ConfigError(f"trainer.max_steps={max_steps} must be -1 (no limit) or >= 0")
