@@ -10,6 +10,7 @@ training diverged.
 
 from __future__ import annotations
 
+import errno
 from pathlib import Path
 
 from omegaconf.errors import MissingMandatoryValue
@@ -67,6 +68,9 @@ class LedgerError(SystemExit):
         return self.message
 
 
+# a write the file system refused (full disk, read-only, no permission): one line naming the path
+FILE_SYSTEM_ERRNOS = frozenset({errno.ENOSPC, errno.EDQUOT, errno.EROFS, errno.EACCES, errno.EPERM})
+
 # errors caused by the user's input or config: one line and EXIT_USER_ERROR instead of a traceback
 USER_ERRORS: tuple[type[BaseException], ...] = (DataError, ConfigError, MissingMandatoryValue, FileNotFoundError)
 
@@ -82,8 +86,17 @@ def first_line(error: object) -> str:
     return lines[-1] if lines[0].startswith("Traceback") else lines[0]
 
 
+def is_file_system_error(err: BaseException) -> bool:
+    """A write refused by the file system (see :data:`FILE_SYSTEM_ERRNOS`)."""
+    return isinstance(err, OSError) and err.errno in FILE_SYSTEM_ERRNOS
+
+
 def user_message(err: BaseException) -> str:
     """The one line printed for a user error (a missing config value says how to set it)."""
+    if is_file_system_error(err):
+        assert isinstance(err, OSError)
+        where = err.filename or "the output folder"
+        return f"cannot write {where}: {err.strerror or err}"
     if isinstance(err, MissingMandatoryValue):
         return f"missing required config value {err.full_key} (set it on the command line: {err.full_key}=...)"
     return first_line(err)
@@ -103,6 +116,6 @@ def exit_code(err: BaseException) -> int | None:
     """The exit status for ``err``: :data:`EXIT_DIVERGED`, :data:`EXIT_USER_ERROR`, or ``None`` (a bug: re-raise)."""
     if isinstance(err, DivergedError):
         return EXIT_DIVERGED
-    if isinstance(err, USER_ERRORS):
+    if isinstance(err, USER_ERRORS) or is_file_system_error(err):
         return EXIT_USER_ERROR
     return None

@@ -25,6 +25,7 @@ from src.evaluation.evaluate_model import evaluate_module
 from src.evaluation.prediction_file import read_prediction_file
 from src.evaluation.report import format_table, write_report
 from src.evaluation.wandb_scores import log_to_wandb
+from src.utils.io import check_output_folder
 from src.utils.naming import combination_of
 
 
@@ -45,10 +46,11 @@ def evaluate(cfg: DictConfig) -> dict[str, Any]:
             "give exactly one of ckpt_path=<checkpoint> or predictions=<file>"
             + (" (both were set)" if ckpt else " (neither was set)")
         )
+    out_dir = Path(cfg.out_dir) if cfg.get("out_dir") else default_out_dir(ckpt)
+    check_output_folder(out_dir, "out_dir", create=True)  # a read-only run folder fails before predicting
     module = load_module(ckpt) if ckpt else None  # a bad checkpoint fails before any data is read
     test = cfg.test
     suite = load_test_suite(test, cfg.get("test_sequences"))
-    out_dir = Path(cfg.out_dir) if cfg.get("out_dir") else default_out_dir(ckpt)
     rc = cfg.get("rc_average")
     if module is not None:
         scores = evaluate_module(

@@ -17,15 +17,17 @@ from src.datamodules.readers import read_sequences
 from src.errors import ConfigError
 from src.evaluation.prediction_file import prediction_columns, write_predictions
 from src.inference import predict_sequences
+from src.utils.io import check_output_folder
 
 
 def predict(cfg: DictConfig) -> dict[str, Any]:
     """``predict.py``: load the checkpoint, read + predict the input, write the TSV; returns a summary."""
-    module = load_module(cfg.ckpt_path)
-    records = read_sequences(cfg.input)
     output = Path(cfg.output)
     if output.is_dir():
         raise ConfigError(f"output: {output} is a folder, expected a file path")
+    check_output_folder(output.parent, "output", create=True)  # before the model is loaded and anything predicted
+    module = load_module(cfg.ckpt_path)
+    records = read_sequences(cfg.input)
     rc = cfg.get("rc_average")
     preds = predict_sequences(
         module,

@@ -44,7 +44,7 @@ from src.evaluation.prediction_file import write_predictions
 from src.inference import resolve_device
 from src.lit_modules.metrics import check_monitor, metric_names, monitor_of
 from src.lit_modules.prixfixe_module import PrixFixeModule, module_factory
-from src.utils.io import atomic_write_text, json_safe, write_json
+from src.utils.io import atomic_write_text, check_output_folder, json_safe, write_json
 from src.utils.naming import combination_of
 from src.utils.run_dir import remove_unused_run_dir
 from src.utils.validate import validate_config
@@ -148,6 +148,7 @@ def train(cfg: DictConfig) -> dict[str, Any]:
         raise ConfigError("missing required config value init_from (set it on the command line: init_from=<.ckpt>)")
     run_dir = Path(cfg.paths.run_dir)
     ckpt_path = resolve_ckpt_path(cfg, run_dir)  # a missing checkpoint fails before data is read
+    check_output_folder(run_dir, "hydra.run.dir", create=True)  # a read-only folder fails before data is read
     if cfg.get("init_from"):
         if ckpt_path:
             log.info("resuming from %s: init_from=%s is not applied", ckpt_path, cfg.init_from)

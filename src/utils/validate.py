@@ -68,6 +68,24 @@ def _check_trainer(cfg: DictConfig) -> None:
             + ", ".join(v for v in lightning_precisions() if not v.isdigit())
         )
     _at_least(cfg, "trainer.max_epochs", -1)
+    accelerator = str(trainer.get("accelerator", "auto")).lower()
+    if accelerator in ("gpu", "cuda"):
+        import torch
+
+        if not torch.cuda.is_available():
+            raise ConfigError(
+                f"trainer.accelerator={accelerator}: no CUDA GPU is visible to torch "
+                f"(torch {torch.__version__}, CUDA build {torch.version.cuda}); use trainer=cpu"
+            )
+    accelerator = str(trainer.get("accelerator", "auto")).lower()
+    if accelerator in ("gpu", "cuda"):
+        import torch
+
+        if not torch.cuda.is_available():
+            raise ConfigError(
+                f"trainer.accelerator={accelerator}: no CUDA GPU is visible to torch "
+                f"(torch {torch.__version__}, CUDA build {torch.version.cuda}); use trainer=cpu"
+            )
     max_steps = _int(cfg, "trainer.max_steps")
     if max_steps is not None and max_steps < -1:
         raise ConfigError(f"trainer.max_steps={max_steps} must be -1 (no limit) or >= 0")
