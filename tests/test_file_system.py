@@ -84,9 +84,11 @@ def test_read_only_run_folder_fails_before_reading_data(tmp_path: Path, capsys: 
 
 
 def test_predict_checks_its_output_before_loading_the_model(tmp_path: Path) -> None:
-    result = run_script("predict.py", ["ckpt_path=none.ckpt", "input=none.txt", "output=missing/pred.tsv"], tmp_path)
+    args = ["ckpt_path=none.ckpt", "input=none.txt", "output=missing/sub/pred.tsv"]
+    result = run_script("predict.py", args, tmp_path)
     assert result.returncode == 2
-    assert result.stderr.strip().splitlines() == ["error: output: folder missing does not exist"], result.stderr
+    expected = "error: output: the parent folder missing of missing/sub does not exist"
+    assert result.stderr.strip().splitlines() == [expected], result.stderr
     assert list(tmp_path.iterdir()) == []
 
 
