@@ -25,8 +25,8 @@ from src.evaluation.evaluate_model import evaluate_module
 from src.evaluation.prediction_file import read_prediction_file
 from src.evaluation.report import format_table, write_report
 from src.evaluation.wandb_scores import log_to_wandb
-from src.utils.io import check_output_folder
 from src.utils.naming import combination_of
+from src.validate import check_output_folder
 
 
 def default_out_dir(ckpt_path: str | Path | None) -> Path:

@@ -17,7 +17,7 @@ from src.datamodules.readers import read_sequences
 from src.errors import ConfigError
 from src.evaluation.prediction_file import prediction_columns, write_predictions
 from src.inference import predict_sequences
-from src.utils.io import check_output_folder
+from src.validate import check_output_folder
 
 
 def predict(cfg: DictConfig) -> dict[str, Any]:

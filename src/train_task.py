@@ -44,11 +44,11 @@ from src.evaluation.prediction_file import write_predictions
 from src.inference import resolve_device
 from src.lit_modules.metrics import check_monitor, metric_names, monitor_of
 from src.lit_modules.prixfixe_module import PrixFixeModule, module_factory
-from src.utils.io import atomic_write_text, check_output_folder, json_safe, write_json
+from src.utils.io import atomic_write_text, json_safe, write_json
 from src.utils.naming import combination_of
 from src.utils.run_dir import remove_unused_run_dir
-from src.utils.validate import validate_config
 from src.utils.wandb_offline import finish_run, use_offline_defaults
+from src.validate import check_output_folder, validate_config
 
 log = logging.getLogger(__name__)
 

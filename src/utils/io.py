@@ -40,37 +40,6 @@ def atomic_write_bytes(path: str | Path, data: bytes) -> Path:
     return path
 
 
-def check_output_folder(folder: str | Path, key: str, create: bool = False) -> Path:
-    """``folder`` as a folder this process can write into, checked before any expensive work.
-
-    A missing parent folder (or, without ``create``, a missing folder), a file in the way, a read-only
-    file system or missing permissions raise :class:`ConfigError` naming ``key`` and the path. The
-    check creates and removes one empty file, since permission bits do not tell the whole story (a
-    read-only mount, an administrator's account).
-    """
-    from src.errors import ConfigError
-
-    folder = Path(folder)
-    if folder.exists() and not folder.is_dir():
-        raise ConfigError(f"{key}: {folder} is a file, expected a folder")
-    if not folder.exists():
-        if not folder.parent.is_dir():
-            raise ConfigError(f"{key}: the parent folder {folder.parent} of {folder} does not exist")
-        if not create:
-            raise ConfigError(f"{key}: folder {folder} does not exist")
-        try:
-            folder.mkdir()
-        except OSError as err:
-            raise ConfigError(f"{key}: cannot create {folder}: {err.strerror or err}") from None
-    probe = folder / f".write-check.{os.getpid()}.{uuid.uuid4().hex[:8]}"
-    try:
-        probe.touch(exist_ok=False)
-        probe.unlink()
-    except OSError as err:
-        raise ConfigError(f"{key}: cannot write in {folder}: {err.strerror or err}") from None
-    return folder
-
-
 def atomic_write_text(path: str | Path, text: str) -> Path:
     """:func:`atomic_write_bytes` of ``text`` encoded as UTF-8."""
     return atomic_write_bytes(path, text.encode("utf-8"))

@@ -1,11 +1,15 @@
-"""Composition-time checks of config values: a bad value stops with one line naming its key.
+"""Checks before any work: config values at composition time, and output folders before the expensive part.
 
-They run before the network is composed or any data is read, so a typo such as
-``recipe.batch_size=0`` or ``trainer.precision=bf17`` costs nothing.
+A bad value stops with one line naming its key, before the network is composed or any data is read,
+so a typo such as ``recipe.batch_size=0`` or ``trainer.precision=bf17`` costs nothing. An output
+folder that cannot be written is found before training or predicting, not after.
 """
 
 from __future__ import annotations
 
+import os
+import uuid
+from pathlib import Path
 from typing import Any, get_args
 
 from omegaconf import DictConfig, OmegaConf
@@ -89,3 +93,32 @@ def _check_trainer(cfg: DictConfig) -> None:
     max_steps = _int(cfg, "trainer.max_steps")
     if max_steps is not None and max_steps < -1:
         raise ConfigError(f"trainer.max_steps={max_steps} must be -1 (no limit) or >= 0")
+
+
+def check_output_folder(folder: str | Path, key: str, create: bool = False) -> Path:
+    """``folder`` as a folder this process can write into, checked before any expensive work.
+
+    A missing parent folder (or, without ``create``, a missing folder), a file in the way, a read-only
+    file system or missing permissions raise :class:`ConfigError` naming ``key`` and the path. The
+    check creates and removes one empty file, since permission bits do not tell the whole story (a
+    read-only mount, an administrator's account).
+    """
+    folder = Path(folder)
+    if folder.exists() and not folder.is_dir():
+        raise ConfigError(f"{key}: {folder} is a file, expected a folder")
+    if not folder.exists():
+        if not folder.parent.is_dir():
+            raise ConfigError(f"{key}: the parent folder {folder.parent} of {folder} does not exist")
+        if not create:
+            raise ConfigError(f"{key}: folder {folder} does not exist")
+        try:
+            folder.mkdir()
+        except OSError as err:
+            raise ConfigError(f"{key}: cannot create {folder}: {err.strerror or err}") from None
+    probe = folder / f".write-check.{os.getpid()}.{uuid.uuid4().hex[:8]}"
+    try:
+        probe.touch(exist_ok=False)
+        probe.unlink()
+    except OSError as err:
+        raise ConfigError(f"{key}: cannot write in {folder}: {err.strerror or err}") from None
+    return folder
