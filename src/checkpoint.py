@@ -6,6 +6,12 @@
   are plain dicts), for prediction and evaluation.
 * :func:`init_from_checkpoint`: start a new model from a checkpoint's weights (fine-tuning,
   transfer between combinations).
+* :func:`read_checkpoint`: the integrity check every entry point runs before using a checkpoint:
+  it must load with ``torch.load(weights_only=True)`` (a truncated file does not), its weights must
+  be finite, and its tensors must match the SHA-256 digest :class:`TensorDigest` stored when it was
+  saved (bytes changed inside the file load without complaint, but not with the same digest).
+* :func:`check_resume`: ``ckpt_path`` / ``resume`` must point at a checkpoint of the same
+  combination and processing as the run; otherwise one line names both, before anything is written.
 
 Unlike ``ckpt_path`` (resume the *same* run: weights, optimizer, schedule, epoch), ``init_from`` only
 copies tensors into a freshly composed model, whose combination, processing or data may differ:
@@ -43,11 +49,13 @@ Every re-initialised tensor or block is named in a log line; nothing copied at a
 
 from __future__ import annotations
 
+import hashlib
 import logging
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import lightning as L
 import torch
 from omegaconf import DictConfig
 from torch import Tensor, nn
@@ -58,6 +66,106 @@ from src.utils.naming import combination_of
 from src.utils.run_dir import latest_run, remove_unused_run_dir, run_dir_chosen
 
 log = logging.getLogger(__name__)
+
+DIGEST_KEY = "prixfixe_tensor_digest"  # {"algorithm": "sha256", "value": hex} in every checkpoint train.py writes
+RESUME_GROUPS = ("first", "core", "final", "processing")
+
+
+# ----------------------------------------------------------------------------- integrity
+
+
+def _tensors(obj: object, path: str = "") -> list[tuple[str, Tensor]]:
+    """Every tensor inside nested dicts and lists, with its key path."""
+    if isinstance(obj, Tensor):
+        return [(path, obj)]
+    if isinstance(obj, Mapping):
+        return [t for k in obj if k != DIGEST_KEY for t in _tensors(obj[k], f"{path}/{k}")]
+    if isinstance(obj, (list, tuple)):
+        return [t for i, v in enumerate(obj) for t in _tensors(v, f"{path}/{i}")]
+    return []
+
+
+def tensor_digest(checkpoint: Mapping) -> str:
+    """SHA-256 over every tensor of a checkpoint (weights, optimizer state, ...): key path, dtype, shape, bytes."""
+    digest = hashlib.sha256()
+    for name, tensor in sorted(_tensors(checkpoint), key=lambda item: item[0]):
+        flat = tensor.detach().cpu().contiguous().reshape(-1)
+        digest.update(f"{name}|{flat.dtype}|{tuple(tensor.shape)}|".encode())
+        digest.update(flat.view(torch.uint8).numpy().tobytes() if flat.numel() else b"")
+    return digest.hexdigest()
+
+
+class TensorDigest(L.Callback):
+    """Stores :func:`tensor_digest` in every checkpoint Lightning saves (its tensors are all in place by then)."""
+
+    def on_save_checkpoint(self, trainer: L.Trainer, pl_module: L.LightningModule, checkpoint: dict) -> None:
+        checkpoint[DIGEST_KEY] = {"algorithm": "sha256", "value": tensor_digest(checkpoint)}
+
+
+def read_checkpoint(path: str | Path, key: str = "ckpt_path") -> dict:
+    """Load a checkpoint (``weights_only=True``) and check it; any problem -> one-line :class:`ConfigError`.
+
+    Returns the checkpoint dict, with ``"state_dict"`` (a bare state dict is wrapped). A checkpoint
+    without a digest (written before digests existed, or by another tool) is checked for loading
+    and finite weights only.
+    """
+    p = checkpoint_file(path, key)
+    try:
+        obj = torch.load(p, map_location="cpu", weights_only=True)
+    except Exception as err:  # truncated, not a checkpoint, or pickled objects weights_only refuses
+        raise ConfigError(
+            f"{key}: {p} is not a readable checkpoint (truncated or corrupt?): {first_line(err)}"
+        ) from None
+    if not isinstance(obj, Mapping):
+        raise ConfigError(f"{key}: {p} holds no state_dict of tensors")
+    ckpt = dict(obj) if "state_dict" in obj else {"state_dict": dict(obj)}
+    state = ckpt["state_dict"]
+    if not isinstance(state, Mapping) or not state or not all(isinstance(v, Tensor) for v in state.values()):
+        raise ConfigError(f"{key}: {p} holds no state_dict of tensors")
+    for name, tensor in state.items():
+        if tensor.is_floating_point() or tensor.is_complex():
+            bad = int((~torch.isfinite(tensor)).sum())
+            if bad:
+                raise ConfigError(f"{key}: {p} holds non-finite weights ({name}: {bad} NaN/inf of {tensor.numel()})")
+    stored = ckpt.get(DIGEST_KEY)
+    if isinstance(stored, Mapping) and stored.get("value") != tensor_digest(obj):
+        raise ConfigError(f"{key}: {p} is corrupt: its tensors no longer match the digest stored when it was saved")
+    return ckpt
+
+
+def _first_difference(saved: object, wanted: object, where: str) -> str | None:
+    """The first key path where two plain configs differ (keys missing on one side are not differences)."""
+    if isinstance(saved, Mapping) and isinstance(wanted, Mapping):
+        for k in wanted:
+            if k in saved:
+                found = _first_difference(saved[k], wanted[k], f"{where}.{k}")
+                if found:
+                    return found
+        return None
+    if saved != wanted:
+        return f"{where} is {saved!r} in the checkpoint, {wanted!r} here"
+    return None
+
+
+def _label(hp: Mapping) -> str:
+    processing = (hp.get("processing") or {}).get("name", "?")
+    return f"{combination_of(hp)} with processing {processing}"
+
+
+def check_resume(module: PrixFixeModule, ckpt_path: str | Path, key: str = "ckpt_path") -> None:
+    """A resume checkpoint must be intact and of this run's combination and processing (else ConfigError)."""
+    ckpt = read_checkpoint(ckpt_path, key)
+    saved = ckpt.get("hyper_parameters")
+    if not isinstance(saved, Mapping) or any(not isinstance(saved.get(g), Mapping) for g in RESUME_GROUPS):
+        raise ConfigError(f"{key}: {ckpt_path} is not a prixfixe training checkpoint (no block hyperparameters)")
+    wanted = module.hparams
+    for group in RESUME_GROUPS:
+        found = _first_difference(saved[group], wanted[group], group)
+        if found:
+            raise ConfigError(
+                f"{key}: {ckpt_path} is a checkpoint of {_label(saved)}, this run is {_label(wanted)} "
+                f"({found}); pass the run's own blocks, or init_from= to start anew from its weights"
+            )
 
 
 def checkpoint_file(path: str | Path, key: str) -> Path:
@@ -98,6 +206,7 @@ def resolve_ckpt_path(cfg: DictConfig, run_dir: Path) -> str | None:
 def load_module(ckpt_path: str | Path, map_location: str | torch.device = "cpu") -> PrixFixeModule:
     """Rebuild a :class:`PrixFixeModule` from a checkpoint alone (eval mode); a bad path -> ConfigError."""
     path = checkpoint_file(ckpt_path, "ckpt_path")
+    read_checkpoint(path, "ckpt_path")  # truncated, corrupt or non-finite: one line before anything is predicted
     try:
         module = PrixFixeModule.load_from_checkpoint(str(path), map_location=map_location)
     except (ConfigError, DataError):
@@ -139,15 +248,7 @@ def block_of(name: str) -> str:
 
 def load_state_dict(path: str | Path) -> dict[str, Tensor]:
     """The tensors of a checkpoint (``weights_only=True``); a missing or unreadable file -> ConfigError."""
-    p = checkpoint_file(path, "init_from")
-    try:
-        obj = torch.load(p, map_location="cpu", weights_only=True)
-    except Exception as err:  # not a checkpoint, truncated file, or pickled objects weights_only refuses
-        raise ConfigError(f"init_from: cannot load {p} with torch.load(weights_only=True): {first_line(err)}") from None
-    state = obj.get("state_dict", obj) if isinstance(obj, Mapping) else None
-    if not isinstance(state, Mapping) or not state or not all(isinstance(v, Tensor) for v in state.values()):
-        raise ConfigError(f"init_from: {p} holds no state_dict of tensors")
-    return dict(state)
+    return dict(read_checkpoint(path, "init_from")["state_dict"])
 
 
 def compare(model: Mapping[str, Tensor], checkpoint: Mapping[str, Tensor]) -> tuple[list[str], list[tuple[str, str]]]:

@@ -35,7 +35,14 @@ import torch
 from hydra.utils import instantiate
 from omegaconf import DictConfig, OmegaConf
 
-from src.checkpoint import init_from_checkpoint, load_module, resolve_ckpt_path, transfer_from_checkpoint
+from src.checkpoint import (
+    TensorDigest,
+    check_resume,
+    init_from_checkpoint,
+    load_module,
+    resolve_ckpt_path,
+    transfer_from_checkpoint,
+)
 from src.datamodules.datamodule import PrixFixeDataModule
 from src.errors import ConfigError, DivergedError
 from src.evaluation import TestSuite, load_test_suite
@@ -104,6 +111,7 @@ def build_callbacks(cfg: DictConfig, run_dir: Path) -> list[L.Callback]:
     metric, mode = monitor_of(cfg)
     callbacks: list[L.Callback] = [
         EpochStream(),
+        TensorDigest(),  # every checkpoint carries its tensors' digest
         # the best epoch by the monitored metric (first: trainer.checkpoint_callback, the summary's best_*)
         ModelCheckpoint(
             dirpath=checkpoints,
@@ -148,6 +156,8 @@ def train(cfg: DictConfig) -> dict[str, Any]:
         raise ConfigError("missing required config value init_from (set it on the command line: init_from=<.ckpt>)")
     run_dir = Path(cfg.paths.run_dir)
     ckpt_path = resolve_ckpt_path(cfg, run_dir)  # a missing checkpoint fails before data is read
+    if ckpt_path:
+        check_resume(module, ckpt_path)  # corrupt, or another combination/processing: before anything is written
     check_output_folder(run_dir, "hydra.run.dir", create=True)  # a read-only folder fails before data is read
     if cfg.get("init_from"):
         if ckpt_path:

@@ -96,29 +96,28 @@ def _check_trainer(cfg: DictConfig) -> None:
 
 
 def check_output_folder(folder: str | Path, key: str, create: bool = False) -> Path:
-    """``folder`` as a folder this process can write into, checked before any expensive work.
+    """``folder`` as a folder this process can write into (or, with ``create``, make), checked before the work.
 
     A missing parent folder (or, without ``create``, a missing folder), a file in the way, a read-only
-    file system or missing permissions raise :class:`ConfigError` naming ``key`` and the path. The
-    check creates and removes one empty file, since permission bits do not tell the whole story (a
-    read-only mount, an administrator's account).
+    file system or missing permissions raise :class:`ConfigError` naming ``key`` and the path. Nothing
+    is left behind: the check creates and removes one empty file (in the parent when ``folder`` is
+    still to be made), since permission bits do not tell the whole story (a read-only mount, root).
     """
     folder = Path(folder)
     if folder.exists() and not folder.is_dir():
         raise ConfigError(f"{key}: {folder} is a file, expected a folder")
+    target = folder
     if not folder.exists():
         if not folder.parent.is_dir():
             raise ConfigError(f"{key}: the parent folder {folder.parent} of {folder} does not exist")
         if not create:
             raise ConfigError(f"{key}: folder {folder} does not exist")
-        try:
-            folder.mkdir()
-        except OSError as err:
-            raise ConfigError(f"{key}: cannot create {folder}: {err.strerror or err}") from None
-    probe = folder / f".write-check.{os.getpid()}.{uuid.uuid4().hex[:8]}"
+        target = folder.parent
+    probe = target / f".write-check.{os.getpid()}.{uuid.uuid4().hex[:8]}"
     try:
         probe.touch(exist_ok=False)
         probe.unlink()
     except OSError as err:
-        raise ConfigError(f"{key}: cannot write in {folder}: {err.strerror or err}") from None
+        verb = "write in" if target == folder else "create"
+        raise ConfigError(f"{key}: cannot {verb} {folder}: {err.strerror or err}") from None
     return folder
