@@ -55,9 +55,6 @@ def validate_config(cfg: DictConfig) -> None:
     val_fold = _int(cfg, "datamodule.val_fold")
     if n_folds is not None and val_fold is not None and not 0 <= val_fold < n_folds:
         raise ConfigError(f"datamodule.val_fold={val_fold} must be in [0, datamodule.n_folds={n_folds})")
-    lr = OmegaConf.select(cfg, "recipe.lr", default=None)
-    if isinstance(lr, (int, float)) and not lr > 0:
-        raise ConfigError(f"recipe.lr={lr} must be > 0")
     _check_trainer(cfg)
 
 

@@ -40,7 +40,7 @@ SWEEP_FAST = [
     "trainer.enable_progress_bar=false",
     "trainer.enable_model_summary=false",
     "trainer.num_sanity_val_steps=0",
-    "+trainer.limit_val_batches=1",
+    "trainer.limit_val_batches=1",
 ]
 EIGHT = ["first=autosome,resnet", "core=autosome,resnet", "final=autosome,resnet"]
 
@@ -67,7 +67,9 @@ def tiny_conf(tmp_path_factory) -> Path:
     return conf
 
 
-def run_sweep(conf: Path | None, sweep_dir: Path, *overrides: str, timeout: float = 180) -> subprocess.CompletedProcess:
+def run_sweep(
+    conf: Path | None, sweep_dir: Path, *overrides: str, timeout: float = 180, status: int = 0
+) -> subprocess.CompletedProcess:
     """``train.py -m`` with the tiny settings; returns the finished process (stdout and stderr merged)."""
     cmd = [sys.executable, "train.py", "-m", f"hydra.sweep.dir={sweep_dir}", *SWEEP_FAST, *overrides]
     if conf is not None:
@@ -76,7 +78,7 @@ def run_sweep(conf: Path | None, sweep_dir: Path, *overrides: str, timeout: floa
     proc = subprocess.run(
         cmd, cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, timeout=timeout
     )
-    assert proc.returncode == 0, proc.stdout[-4000:]
+    assert proc.returncode == status, proc.stdout[-4000:]
     return proc
 
 
@@ -206,7 +208,9 @@ def test_failures_are_recorded_and_the_sweep_goes_on_with_wandb_runs(tiny_conf, 
         "final=resnet",
         "first.block.out_channels=0,8",
         "recipe.lr=-1,0.005,1e30",
+        status=1,  # a job failed (and one diverged): the launch exits 1 after running every job
     )
+    assert proc.stdout.strip().splitlines()[-1] == "6 jobs: 1 ok, 1 failed, 3 rejected, 1 diverged"
     records = read_ledger(sweep_dir / LEDGER_NAME)
     assert statuses(records) == ["diverged", "failed", "ok", "rejected", "rejected", "rejected"]
     by_status = {r["status"]: r for r in records}
@@ -409,7 +413,7 @@ def test_identity_overrides_leave_out_non_identity_keys():
         "logger=csv",
         "logger.wandb.mode=online",
         "trainer.enable_progress_bar=false",
-        "+trainer.limit_val_batches=1",
+        "trainer.limit_val_batches=1",
         "data.widths=[1, 2]",
         "resume=true",
     ]
@@ -432,7 +436,7 @@ def test_identity_overrides_leave_out_non_identity_keys():
             "recipe.lr=0.01",
             "seed=2",
             "first=autosome",
-            "+trainer.limit_val_batches=1",
+            "trainer.limit_val_batches=1",
             "data.widths=[1,2]",
         ],
         choices=choices,
@@ -585,3 +589,27 @@ def test_ddp_on_two_cpu_processes_trains_and_validates(tmp_path):
     # 270 train reads x 2 strands / 16 per batch = 33 batches, shared by 2 ranks -> 16 steps per epoch
     assert metrics["global_step"] == 32
     assert -1.0 <= metrics["metrics"]["val/pearson"] <= 1.0
+
+
+def test_two_launches_of_one_sweep_run_every_job_once(tiny_conf, tmp_path):
+    """Two real launches of the same sweep at once: one record and one checkpoint per job, no -v1.ckpt."""
+    sweep_dir = tmp_path / "twice"
+    cmd = [sys.executable, "train.py", "-m", "-cp", str(tiny_conf), f"hydra.sweep.dir={sweep_dir}", *SWEEP_FAST]
+    cmd += ["first=resnet", "core=resnet", "final=resnet", "seed=0,1,2", "logger=csv"]
+    env = dict(os.environ, WANDB_MODE="offline", WANDB_SILENT="true", OMP_NUM_THREADS="1")
+    launches = [
+        subprocess.Popen(cmd, cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+        for _ in range(2)
+    ]
+    outputs = [p.communicate(timeout=300)[0] for p in launches]
+    assert [p.returncode for p in launches] == [0, 0], outputs
+    records = read_ledger(sweep_dir / LEDGER_NAME)
+    assert sorted(r["overrides"]["seed"] for r in records) == [0, 1, 2], records  # one record per job
+    assert statuses(records) == ["ok", "ok", "ok"]
+    for record in records:
+        names = sorted(p.name for p in (Path(record["run_dir"]) / "checkpoints").iterdir())
+        assert len(names) == 2 and names[0].startswith("best-") and names[1] == "last.ckpt", names  # no -v1
+    assert not list((sweep_dir / "claims").iterdir())  # every claim released
+    lines = [out.strip().splitlines()[-1] for out in outputs]
+    ran = [int(line.split(" ok")[0].rpartition(" ")[2]) if " ok" in line else 0 for line in lines]
+    assert sum(ran) == 3 and all(line.startswith("3 jobs: ") for line in lines), lines

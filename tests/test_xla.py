@@ -111,7 +111,7 @@ def test_prixfixe_training_with_trainer_tpu(one_xla_device, tmp_path):
         return 0 if data is None else int(data[0])
 
     cfg = compose_cfg(
-        [*FAST, *TINY_RESNET, "trainer=tpu", "trainer.devices=1", "+trainer.limit_val_batches=1"],
+        [*FAST, *TINY_RESNET, "trainer=tpu", "trainer.devices=1", "trainer.limit_val_batches=1"],
         run_dir=tmp_path,
     )
     assert cfg.trainer.accelerator == "tpu" and cfg.trainer.precision == "bf16-true"

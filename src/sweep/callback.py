@@ -12,6 +12,7 @@ from omegaconf import DictConfig
 from src.errors import error_line
 from src.lit_modules.metrics import DEFAULT_MONITOR
 from src.sweep.ledger import LEDGER_NAME
+from src.sweep.outcomes import launch_summary, start_launch
 
 log = logging.getLogger(__name__)
 
@@ -21,6 +22,8 @@ class SummarizeCallback(Callback):
 
     Configured in ``conf/train.yaml`` as ``hydra.callbacks.summarize``; a failure of the summary
     is logged and never fails the sweep. Disable with ``hydra.callbacks.summarize.enabled=false``.
+    Then it prints the launch's one-line outcome (``8 jobs: 6 ok, 1 failed, 1 rejected``) and exits
+    with status 1 when one of its jobs failed or diverged (:mod:`src.sweep.outcomes`).
     """
 
     def __init__(
@@ -30,10 +33,22 @@ class SummarizeCallback(Callback):
         self.mode = mode
         self.log_wandb = log_wandb
         self.enabled = enabled
+        self.launch: str | None = None
+
+    def on_multirun_start(self, config: DictConfig, **kwargs: Any) -> None:
+        self.launch = start_launch()
 
     def on_multirun_end(self, config: DictConfig, **kwargs: Any) -> None:
-        if not self.enabled:
+        if self.enabled:
+            self._summarize(config)
+        if self.launch is None or config.get("dry_run"):
             return
+        line, status = launch_summary(Path(str(config.hydra.sweep.dir)), self.launch)
+        print(line, flush=True)
+        if status:
+            raise SystemExit(status)  # after the whole sweep and its summary: the launch's exit status
+
+    def _summarize(self, config: DictConfig) -> None:
         try:
             if config.get("dry_run"):
                 return

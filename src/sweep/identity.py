@@ -27,6 +27,7 @@ NON_IDENTITY_KEYS = frozenset(
         "ckpt_path",
         "sweep.name",
         "sweep.rerun",
+        "sweep.claim_timeout",
         "logger",
         "logger.wandb.mode",
         "trainer.enable_progress_bar",
@@ -95,6 +96,7 @@ class JobContext:
     job_dir: Path
     overrides: dict[str, object]
     rerun: bool = False
+    claim_timeout: float = 600.0
     extra: dict[str, Any] = field(default_factory=dict)
 
     @property
@@ -134,4 +136,5 @@ def job_context(cfg: DictConfig) -> JobContext:
         job_dir=Path(str(hc.runtime.output_dir)),
         overrides=overrides,
         rerun=_as_bool(sweep.get("rerun", False)),
+        claim_timeout=float(sweep.get("claim_timeout", 600.0)),
     )

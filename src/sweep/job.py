@@ -27,6 +27,7 @@ import logging
 import time
 import traceback
 from collections.abc import Callable, Mapping
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -34,10 +35,12 @@ from omegaconf import DictConfig
 
 from src.errors import CompositionError, DivergedError, LedgerCorruptError, error_line
 from src.lit_modules.metrics import DEFAULT_MONITOR
+from src.sweep.claims import try_claim
 from src.sweep.identity import JobContext, job_context
 from src.sweep.isolation import reset_cuda_peak, set_wandb_group
-from src.sweep.launch import check_launch, global_rank
+from src.sweep.launch import check_launch, externally_launched, global_rank
 from src.sweep.ledger import append_record, latest_by_key, make_record, peak_memory_mb, read_ledger
+from src.sweep.outcomes import launch_started, note_outcome
 from src.utils.wandb_offline import finish_run
 
 log = logging.getLogger(__name__)
@@ -113,9 +116,50 @@ def run_ledgered(task: Callable[[DictConfig], Any], cfg: DictConfig, ctx: JobCon
             previous = None
         if previous is not None and previous.get("status") == "ok":
             log.info("skip %s: already ok in %s (sweep.rerun=true runs it again)", key, ctx.ledger)
+            note_outcome(ctx.sweep_dir, key, "skipped")
             metrics = previous.get("metrics") or {}
             return {"status": "skipped", "key": key, "metrics": metrics, "best_score": None}
+    claim = None
+    if not dry_run and writer and not externally_launched():
+        claim = try_claim(ctx.sweep_dir, key, ctx.claim_timeout)
+        if claim is None or _recorded_meanwhile(ctx, key):
+            if claim is not None:
+                claim.release()
+            log.info("skip %s: another launch of this sweep runs or ran it", key)
+            note_outcome(ctx.sweep_dir, key, "elsewhere")
+            return {"status": "elsewhere", "key": key, "metrics": {}, "best_score": None}
+    try:
+        return _run_claimed(task, cfg, ctx, dry_run, writer)
+    finally:
+        if claim is not None:
+            claim.release()  # after the record: a later launch sees the record, not a free job
 
+
+def _recorded_meanwhile(ctx: JobContext, key: str) -> bool:
+    """Whether another launch recorded ``key`` after this launch started (it finished while we looked)."""
+    started = launch_started()
+    try:
+        latest = latest_by_key(read_ledger(ctx.ledger)).get(key)
+    except LedgerCorruptError:
+        return False
+    if latest is None:
+        return False
+    if latest.get("status") == "ok" and not ctx.rerun:
+        return True
+    if started is None:
+        return False
+    try:
+        recorded = datetime.fromisoformat(str(latest.get("time"))).timestamp()
+    except ValueError:
+        return False
+    return recorded >= int(started)
+
+
+def _run_claimed(
+    task: Callable[[DictConfig], Any], cfg: DictConfig, ctx: JobContext, dry_run: bool, writer: bool
+) -> Any:
+    """Run the job and append its record (the part of :func:`run_ledgered` under the claim)."""
+    key = ctx.key
     set_wandb_group(cfg, ctx.sweep_dir.name)
     reset_cuda_peak()
     log.info("job %s -> %s", key, ctx.job_dir)
@@ -153,10 +197,13 @@ def run_ledgered(task: Callable[[DictConfig], Any], cfg: DictConfig, ctx: JobCon
             run_dir=ctx.job_dir,
         )
         _append(ctx.ledger, record)
+        note_outcome(ctx.sweep_dir, key, status)
         return None
     if dry_run or not writer:
         return summary
-    _append(ctx.ledger, _ok_record(summary, ctx, time.time() - started))
+    record = _ok_record(summary, ctx, time.time() - started)
+    _append(ctx.ledger, record)
+    note_outcome(ctx.sweep_dir, key, record["status"])
     return summary
 
 

@@ -20,7 +20,7 @@ def global_rank() -> int:
     return 0
 
 
-def _externally_launched() -> bool:
+def externally_launched() -> bool:
     env = os.environ
     if "LOCAL_RANK" in env or "TORCHELASTIC_RUN_ID" in env:
         return True
@@ -54,7 +54,7 @@ def check_launch(cfg: DictConfig) -> None:
     strategy = str(OmegaConf.select(cfg, "trainer.strategy", default="auto") or "auto")
     if not strategy.startswith("ddp") or any(s in strategy for s in ("spawn", "fork", "notebook")):
         return
-    if _externally_launched():
+    if externally_launched():
         return
     accelerator = str(OmegaConf.select(cfg, "trainer.accelerator", default="auto"))
     devices = OmegaConf.select(cfg, "trainer.devices", default=1)
