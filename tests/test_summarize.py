@@ -174,3 +174,26 @@ def test_eight_family_heatmap_wraps_into_two_rows_of_four_panels(tmp_path: Path)
     path = tmp_path / "menu.png"
     fig.savefig(path, dpi=150)
     assert path.read_bytes()[:8] == PNG_MAGIC
+
+
+def test_leaderboard_ranks_by_the_best_epoch_and_says_so(tmp_path: Path) -> None:
+    """The ranking uses ``val/pearson_best`` (what picked the best checkpoint), not the last epoch."""
+    ledger = tmp_path / LEDGER_NAME
+    runs = {"autosome": (0.50, 0.90), "resnet": (0.70, 0.75)}  # (last epoch, best epoch)
+    for first, (last, best) in runs.items():
+        overrides = {"first": first, "core": "bhi", "final": "resnet", "seed": 0}
+        metrics = {"val/pearson": last, "val/pearson_best": best}
+        append_record(ledger, make_record(overrides=overrides, status="ok", metrics=metrics, params=10))
+    result = summarize(tmp_path)
+    ranked = [(r["first"], r["val/pearson_mean"]) for r in result["rows"]]
+    assert ranked == [("autosome", 0.90), ("resnet", 0.75)]
+    assert "`val/pearson` is each run's best epoch (`val/pearson_best`" in result["markdown"]
+    # records without a best value: ranked by the last epoch, and the leaderboard says that instead
+    (tmp_path / "last").mkdir()
+    for first, (last, _) in runs.items():
+        overrides = {"first": first, "core": "bhi", "final": "resnet", "seed": 0}
+        record = make_record(overrides=overrides, status="ok", metrics={"val/pearson": last}, params=10)
+        append_record(tmp_path / "last" / LEDGER_NAME, record)
+    result = summarize(tmp_path / "last")
+    assert [r["first"] for r in result["rows"]] == ["resnet", "autosome"]
+    assert "`val/pearson` is the last epoch's value" in result["markdown"]

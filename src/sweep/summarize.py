@@ -180,6 +180,31 @@ def _config_key(record: Mapping[str, Any]) -> str:
     return job_key({_plain(k): v for k, v in overrides.items() if not _is_seed(k)})
 
 
+def _metric_value(record: Mapping[str, Any], metric: str, best_key: str | None) -> object:
+    """``metric`` of a record; for the ranking metric its best epoch's value (``best_key``) when recorded."""
+    metrics = record.get("metrics") or {}
+    if best_key is not None and metrics.get(best_key) is not None:
+        return metrics[best_key]
+    return metrics.get(metric)
+
+
+def ranking_note(rows: Sequence[Row], metric: str) -> str:
+    """Which value of ``metric`` the ranking uses: the best epoch's (that picked the checkpoint) or the last."""
+    runs = sum(int(r["n_seeds"]) for r in rows)
+    best = sum(int(r.get("ranked_by_best") or 0) for r in rows)
+    if runs and best == runs:
+        return (
+            f"`{metric}` is each run's best epoch (`{metric}_best`, the value that picked its best checkpoint); "
+            "the other metrics are the last epoch's"
+        )
+    if best:
+        return (
+            f"`{metric}` is each run's best epoch (`{metric}_best`) for {best} of {runs} runs and the last "
+            "epoch for the others (their records hold no best value)"
+        )
+    return f"`{metric}` is the last epoch's value (the records hold no `{metric}_best`)"
+
+
 def build_leaderboard(
     records: Iterable[Mapping[str, Any]], metric: str = DEFAULT_METRIC, mode: str | None = None
 ) -> tuple[list[Row], list[str]]:
@@ -199,6 +224,7 @@ def build_leaderboard(
     metrics = reported_metrics(metric, (m for rec in latest.values() for m in (rec.get("metrics") or {})))
 
     rows: list[Row] = []
+    best_key = f"{metric}_best"
     for config, runs in groups.items():
         ok = [r for r in runs if r.get("status") == "ok"]
         row: Row = {"rank": None, **_combination(runs[0])}
@@ -208,7 +234,7 @@ def build_leaderboard(
         row["status"] = _status_summary(str(r.get("status")) for r in runs)
         row["outcome"] = cell_outcome(str(r.get("status")) for r in runs)
         for m in metrics:
-            values = _finite_numbers((r.get("metrics") or {}).get(m) for r in ok)
+            values = _finite_numbers(_metric_value(r, m, best_key if m == metric else None) for r in ok)
             row[f"{m}_mean"], row[f"{m}_sd"] = _mean_sd(values)
             row[f"{m}_n"] = len(values)
         params = _finite_numbers(r.get("params") for r in ok) or _finite_numbers(r.get("params") for r in runs)
@@ -219,6 +245,7 @@ def build_leaderboard(
         errors = [short_error(r.get("error")) for r in runs if r.get("status") != "ok" and r.get("error")]
         row["error"] = errors[0] if errors else ""
         row["config"] = config
+        row["ranked_by_best"] = sum(best_key in (r.get("metrics") or {}) for r in ok)
         rows.append(row)
 
     sign = -1.0 if _higher(metric, mode) else 1.0
@@ -273,7 +300,8 @@ def leaderboard_markdown(
         f"# Leaderboard{': ' + title if title else ''}",
         "",
         f"Ranked by mean `{metric}` ({describe_metric(metric)}) over seeds ({direction} is better); values are "
-        f"mean ± sd (ddof=1) over the seeds that finished `ok` (no sd for a single seed). "
+        f"mean ± sd (ddof=1) over the seeds that finished `ok` (no sd for a single seed); "
+        f"{ranking_note(rows, metric)}. "
         f"{len(ranked)} configurations ranked, {len(failed)} without any successful run.",
         "",
     ]
