@@ -192,7 +192,7 @@ def test_bad_checkpoint_is_a_config_error(tmp_path: Path) -> None:
         load_module(tmp_path / "missing.ckpt")
     junk = tmp_path / "junk.ckpt"
     junk.write_text("not a checkpoint")
-    with pytest.raises(ConfigError, match="cannot load"):
+    with pytest.raises(ConfigError, match="is not a readable checkpoint"):
         load_module(junk)
 
 
