@@ -108,16 +108,17 @@ class Processing:
         long = lengths > longest
         short = lengths < floor
         which = f"processing={self.name}, processing"
-        if self.on_long == "error" and long.any():
-            row = int(np.flatnonzero(long)[0])
-            problem = self.long_problem(int(lengths[row]))
-            others = " or ".join(c for c in self.long_choices if c != "error")
-            raise LengthPolicyError(row, f"{problem} ({which}.on_long=error; or {others})")
-        if self.on_short == "error" and short.any():
-            row = int(np.flatnonzero(short)[0])
-            problem = self.short_problem(int(lengths[row]))
-            others = " or ".join(c for c in self.short_choices if c != "error")
-            raise LengthPolicyError(row, f"{problem} ({which}.on_short=error; or {others})")
+        bad_long = np.flatnonzero(long) if self.on_long == "error" else np.zeros(0, dtype=np.int64)
+        bad_short = np.flatnonzero(short) if self.on_short == "error" else np.zeros(0, dtype=np.int64)
+        if bad_long.size or bad_short.size:  # the first offending read, whichever way it is off
+            row = int(min(bad_long[:1].tolist() + bad_short[:1].tolist()))
+            if long[row]:
+                others = " or ".join(c for c in self.long_choices if c != "error")
+                problem, key = self.long_problem(int(lengths[row])), f"on_long=error; or {others}"
+            else:
+                others = " or ".join(c for c in self.short_choices if c != "error")
+                problem, key = self.short_problem(int(lengths[row])), f"on_short=error; or {others}"
+            raise LengthPolicyError(row, f"{problem} ({which}.{key})")
         keep = np.ones(len(lengths), dtype=bool)
         if self.on_long == "drop":
             keep &= ~long
