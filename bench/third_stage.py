@@ -96,7 +96,7 @@ def yeast_checkpoint(args: argparse.Namespace, model: str, work: Path) -> str:
         [f"experiment={model}", "data=dream", f"data.path={args.dream}", "seed=0", *budget(args, model, True), *QUIET],
         work / "yeast" / model,
     )
-    print(f"# yeast {model}: val/pearson {summary['best_val_pearson']:.4f} ({summary['seconds']:.0f} s)", flush=True)
+    print(f"# yeast {model}: {summary['monitor']} {summary['best_score']:.4f} ({summary['seconds']:.0f} s)", flush=True)
     return str(summary["best_checkpoint"])
 
 

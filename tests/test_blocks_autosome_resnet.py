@@ -1,4 +1,4 @@
-"""autosome and resnet blocks: MENU.md parameter counts, shapes, fixed reference bugs."""
+"""autosome and resnet blocks: parameter counts of docs/menu.md, shapes, fixed reference bugs."""
 
 from __future__ import annotations
 

@@ -10,8 +10,8 @@ from omegaconf import OmegaConf
 
 from src.blocks.base import base_codes, count_params, split_output
 from src.blocks.sysu import CLS_ID, MASK_ID, PAD_ID, SEP_ID, SysuCore, SysuFinal, SysuFirst, kmer_frames, kmer_mask
-from src.datamodules.construct import VECTOR_3P, VECTOR_5P
 from src.datamodules.encoding import decode, encode_array, one_hot
+from src.datamodules.plasmid import VECTOR_3P, VECTOR_5P
 from src.datamodules.processing import build_processing
 
 CONF = Path(__file__).resolve().parents[1] / "conf"

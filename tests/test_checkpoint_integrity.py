@@ -19,8 +19,7 @@ from src.errors import ConfigError
 from src.evaluate_task import evaluate
 from src.predict_task import predict
 from src.train_task import train
-from tests.conftest import FAST, ROOT, compose_cfg
-from tests.test_predict import ONEHOT, train_tiny
+from tests.helpers import FAST, ROOT, TINY_ONEHOT_RESNET, compose_cfg, train_tiny
 
 
 def snapshot(folder: Path) -> dict[str, bytes]:
@@ -29,7 +28,7 @@ def snapshot(folder: Path) -> dict[str, bytes]:
 
 @pytest.fixture(scope="module")
 def ckpt(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    return train_tiny(tmp_path_factory.mktemp("integrity") / "run", ONEHOT)
+    return train_tiny(tmp_path_factory.mktemp("integrity") / "run", TINY_ONEHOT_RESNET)
 
 
 def corrupt_copies(ckpt: Path, folder: Path) -> dict[str, Path]:
@@ -75,7 +74,7 @@ def test_corrupt_checkpoint_is_one_line_in_every_entry_point(
     expected = {"truncated": "not a readable checkpoint", "random-bytes": "corrupt", "nan-weights": "non-finite"}
     run_dir = tmp_path / "run"
     run_dir.mkdir()
-    cfg = compose_cfg([*FAST, *ONEHOT, f"ckpt_path={bad}"], run_dir=run_dir)
+    cfg = compose_cfg([*FAST, *TINY_ONEHOT_RESNET, f"ckpt_path={bad}"], run_dir=run_dir)
     assert expected[kind] in _one_line_exit(lambda: run_task(train, cfg), capsys)
     assert list(run_dir.iterdir()) == []  # no config.yaml, no csv/
     seqs = tmp_path / "seqs.txt"
@@ -95,7 +94,7 @@ def test_resume_of_another_processing_leaves_the_run_untouched(ckpt: Path) -> No
     """``resume=true`` in a finished run's folder with another processing: one line naming both, byte for byte."""
     run_dir = ckpt.parent.parent
     before = snapshot(run_dir)
-    other = [o for o in ONEHOT if not o.startswith("processing=")] + ["processing=bhi"]
+    other = [o for o in TINY_ONEHOT_RESNET if not o.startswith("processing=")] + ["processing=bhi"]
     env = {**os.environ, "PYTHONPATH": str(ROOT), "OMP_NUM_THREADS": "1"}
     result = subprocess.run(
         [sys.executable, str(ROOT / "train.py"), *FAST, *other, "resume=true", f"hydra.run.dir={run_dir}"],
@@ -115,7 +114,7 @@ def test_resume_of_another_processing_leaves_the_run_untouched(ckpt: Path) -> No
 def test_ckpt_path_of_another_combination_is_one_line(
     ckpt: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    wider = [o.replace("first.block.out_channels=8", "first.block.out_channels=16") for o in ONEHOT]
+    wider = [o.replace("first.block.out_channels=8", "first.block.out_channels=16") for o in TINY_ONEHOT_RESNET]
     run_dir = tmp_path / "run"
     run_dir.mkdir()
     cfg = compose_cfg([*FAST, *wider, f"ckpt_path={ckpt}"], run_dir=run_dir)

@@ -12,7 +12,7 @@ from hydra.utils import instantiate
 from src.errors import CompositionError
 from src.lit_modules.composer import compose
 from src.train_task import build_module
-from tests.conftest import compose_cfg
+from tests.helpers import compose_cfg
 
 BLOCKS = ["autosome", "resnet"]
 

@@ -8,16 +8,16 @@ import numpy as np
 import pytest
 import torch
 
-from src.datamodules.construct import LEFT_ADAPTER, RIGHT_ADAPTER, UPSTREAM, flanks_from_plasmid
 from src.datamodules.datamodule import EpochBatchSampler, PrixFixeDataModule
 from src.datamodules.encoding import decode, encode_array, one_hot, reverse_complement_codes
+from src.datamodules.plasmid import LEFT_ADAPTER, RIGHT_ADAPTER, UPSTREAM, flanks_from_plasmid
 from src.datamodules.processing.autosome import AutosomeProcessing
 from src.datamodules.processing.onehot import OneHotProcessing
 from src.datamodules.readers import read_dream, read_sequences, read_table
 from src.datamodules.split import assign_folds
 from src.datamodules.synthetic import generate, true_activity
 from src.errors import DataError
-from tests.conftest import shared_file
+from tests.helpers import shared_file
 
 COMPLEMENT = str.maketrans("ACGTN", "TGCAN")
 

@@ -318,7 +318,7 @@ def test_evaluation_reads_gzip_test_folders_and_predictions(tmp_path: Path) -> N
 
     from src.evaluation import load_test_suite
     from src.evaluation.prediction_file import read_prediction_file
-    from tests.conftest import shared_file
+    from tests.helpers import shared_file
 
     source = shared_file("dream_test_format")
     plain = load_test_suite(source)

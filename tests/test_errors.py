@@ -22,7 +22,7 @@ from src.errors import (
     first_line,
     user_message,
 )
-from tests.conftest import ROOT
+from tests.helpers import ROOT
 
 
 def test_first_line_skips_blank_lines_and_strips() -> None:

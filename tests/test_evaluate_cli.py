@@ -18,13 +18,12 @@ from src.evaluate_task import default_out_dir, evaluate
 from src.evaluation import SUBSET_WEIGHTS, load_test_suite, score_predictions
 from src.evaluation.evaluate_model import evaluate_module
 from src.evaluation.prediction_file import read_prediction_file
-from tests.conftest import ROOT, shared_file
-from tests.test_predict import ONEHOT, train_tiny
+from tests.helpers import ROOT, TINY_ONEHOT_RESNET, shared_file, train_tiny
 
 
 @pytest.fixture(scope="module")
 def ckpt(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    return train_tiny(tmp_path_factory.mktemp("eval") / "run", ONEHOT)
+    return train_tiny(tmp_path_factory.mktemp("eval") / "run", TINY_ONEHOT_RESNET)
 
 
 @pytest.fixture

@@ -13,7 +13,7 @@ import torch
 
 from src.entry import run_task
 from src.train_task import train
-from tests.conftest import FAST, ROOT, compose_cfg
+from tests.helpers import FAST, ROOT, compose_cfg
 
 TINY = [
     "first=resnet",

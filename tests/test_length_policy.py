@@ -16,7 +16,7 @@ from src.datamodules.datamodule import PrixFixeDataModule
 from src.datamodules.processing import build_processing
 from src.datamodules.readers import read_dream
 from src.errors import ConfigError, DataError
-from tests.conftest import compose_cfg
+from tests.helpers import compose_cfg
 
 ADAPTER_5P = "TGCATTTTTTTCACATC"  # the 17-nt left adapter of DREAM reads
 

@@ -15,11 +15,9 @@ from hydra.utils import instantiate
 from src.blocks.base import count_params
 from src.datamodules.encoding import encode_array
 from src.train_task import build_module
-from tests.conftest import CONF_DIR, compose_cfg
+from tests.helpers import CONF_DIR, FAST, PROCESSINGS, TEAMS, compose_cfg
 
 # the block families: one conf/first/<team>.yaml each, so a new family is never left out of these tests
-TEAMS = sorted(p.stem for p in (CONF_DIR / "first").glob("*.yaml"))
-PROCESSINGS = sorted(p.stem for p in (CONF_DIR / "processing").glob("*.yaml"))
 COMBINATIONS = list(itertools.product(TEAMS, TEAMS, TEAMS))
 # per-option overrides that keep every block's structure but make it tiny (CPU, seconds)
 SHRINK = {
@@ -212,7 +210,6 @@ def test_autosome_one_cycle_matches_closed_form() -> None:
 def test_plateau_recipes_step_on_the_validation_metric(recipe: str, tmp_path: Path) -> None:
     """ReduceLROnPlateau (Camformers: val/loss, min; SYSU: val/pearson, max) runs per epoch inside Lightning."""
     from src.train_task import train
-    from tests.conftest import FAST
 
     cfg = compose_cfg(
         [*FAST, f"recipe={recipe}", "recipe.epochs=2", "recipe.scheduler.patience=0", "recipe.scheduler.factor=0.5"]

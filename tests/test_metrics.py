@@ -21,7 +21,7 @@ from src.lit_modules.metrics import (
 from src.sweep.ledger import LEDGER_NAME, append_record, make_record
 from src.sweep.summarize import summarize
 from src.train_task import train
-from tests.conftest import FAST, ROOT, compose_cfg
+from tests.helpers import FAST, ROOT, compose_cfg
 
 
 def test_defaults_live_in_one_place() -> None:

@@ -13,7 +13,7 @@ from src.lit_modules.prixfixe_module import is_collapsed
 from src.sweep.identity import JobContext
 from src.sweep.job import _ok_record
 from src.train_task import build_datamodule, train
-from tests.conftest import compose_cfg
+from tests.helpers import compose_cfg
 
 QUIET = [
     "logger=none",

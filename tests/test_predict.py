@@ -21,33 +21,7 @@ from src.errors import ConfigError, DataError
 from src.evaluation.prediction_file import prediction_columns
 from src.inference import predict_sequences
 from src.predict_task import predict
-from tests.conftest import FAST, ROOT, compose_cfg
-
-ONEHOT = [
-    "first=resnet",
-    "core=resnet",
-    "final=resnet",
-    "processing=onehot",
-    "core.block.depths=[1,1,1,1]",
-    "core.block.widths=[8,8,8,8]",
-    "first.block.out_channels=8",
-]
-AUTOSOME = [
-    "first=autosome",
-    "core=autosome",
-    "final=autosome",
-    "processing=autosome",
-    "first.block.out_channels=16",
-    "core.block.stage_widths=[16,16]",
-]
-
-
-def train_tiny(run_dir: Path, overrides: list[str]) -> Path:
-    """Train a tiny model through the real training path; returns its last checkpoint."""
-    from src.train_task import train
-
-    summary = train(compose_cfg(FAST + overrides, run_dir=run_dir))
-    return Path(summary["last_checkpoint"])
+from tests.helpers import ROOT, TINY_AUTOSOME, TINY_ONEHOT_RESNET, train_tiny
 
 
 def random_seqs(n: int, length: int = 110, seed: int = 0) -> list[str]:
@@ -62,12 +36,12 @@ def rc_string(seq: str) -> str:
 
 @pytest.fixture(scope="module")
 def onehot_ckpt(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    return train_tiny(tmp_path_factory.mktemp("onehot") / "run", ONEHOT)
+    return train_tiny(tmp_path_factory.mktemp("onehot") / "run", TINY_ONEHOT_RESNET)
 
 
 @pytest.fixture(scope="module")
 def autosome_ckpt(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    return train_tiny(tmp_path_factory.mktemp("autosome") / "run", AUTOSOME)
+    return train_tiny(tmp_path_factory.mktemp("autosome") / "run", TINY_AUTOSOME)
 
 
 @pytest.fixture(scope="module")

@@ -11,8 +11,8 @@ import torch
 from hydra.utils import instantiate
 from omegaconf import OmegaConf
 
-from src.datamodules.construct import VECTOR_3P, VECTOR_5P
 from src.datamodules.encoding import PAD, decode, encode_array, one_hot
+from src.datamodules.plasmid import VECTOR_3P, VECTOR_5P
 from src.datamodules.processing.bhi import BhiProcessing
 from src.errors import LengthPolicyError
 

@@ -9,8 +9,8 @@ import pytest
 import torch
 from omegaconf import OmegaConf
 
-from src.datamodules.construct import LEFT_ADAPTER, RIGHT_ADAPTER
 from src.datamodules.encoding import N, decode, encode_array
+from src.datamodules.plasmid import LEFT_ADAPTER, RIGHT_ADAPTER
 from src.datamodules.processing import build_processing
 from src.datamodules.processing.unlockdna import M, UnlockdnaProcessing, center_offsets
 from src.errors import ConfigError, LengthPolicyError

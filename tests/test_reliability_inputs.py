@@ -24,7 +24,7 @@ from src.entry import run_task
 from src.errors import DataError
 from src.predict_task import predict
 from src.train_task import train
-from tests.conftest import FAST, ROOT, compose_cfg
+from tests.helpers import ROOT, compose_cfg, tiny_run
 
 TINY = [
     "first=resnet",
@@ -34,7 +34,7 @@ TINY = [
     "core.block.widths=[8,8,8,8]",
     "core.block.depths=[1,1,1,1]",
 ]
-QUICK = [o for o in FAST if not o.startswith("data.")]
+QUICK = tiny_run(data=False)
 
 
 def random_seqs(n: int, length: int, seed: int = 0) -> list[str]:

@@ -18,7 +18,7 @@ from src.entry import run_task
 from src.errors import ConfigError
 from src.lit_modules.prixfixe_module import PrixFixeModule
 from src.train_task import build_datamodule, build_module, train
-from tests.conftest import compose_cfg, tiny_dropout_run
+from tests.helpers import compose_cfg, tiny_dropout_run
 
 # tiny, with dropout (first=bhi): 2 epochs of 11 steps
 RUN = [*tiny_dropout_run(n=400, epochs=2), "trainer.num_sanity_val_steps=0"]

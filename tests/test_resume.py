@@ -22,7 +22,7 @@ import torch
 import src.train_task as train_task
 from src.errors import DivergedError
 from src.train_task import train
-from tests.conftest import ROOT, compose_cfg, tiny_dropout_run
+from tests.helpers import ROOT, compose_cfg, tiny_dropout_run
 
 # a tiny model with dropout; 4 epochs of 17 steps
 RUN = tiny_dropout_run(n=600, epochs=4)

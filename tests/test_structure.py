@@ -7,6 +7,7 @@ from collections import defaultdict
 from pathlib import Path
 
 import pytest
+import yaml
 
 ROOT = Path(__file__).resolve().parents[1]
 SRC = ROOT / "src"
@@ -130,3 +131,26 @@ def test_no_private_copies_of_the_shared_helpers() -> None:
     copies = {"_first_line", "_finite", "_jsonable", "_json_safe", "_atomic_write_bytes", "_finish_wandb"}
     found = _definitions()
     assert {name: found[name] for name in copies if found.get(name)} == {}
+
+
+def test_tests_share_helpers_only_through_tests_helpers() -> None:
+    """No test file imports from ``conftest.py`` or from another test file."""
+    bad = {}
+    for path in sorted((ROOT / "tests").glob("*.py")):
+        names = {n for n in _imports(path) if n.startswith("tests.") and not n.startswith("tests.helpers")}
+        if names:
+            bad[path.name] = sorted(names)
+    assert bad == {}
+
+
+# groups whose configs carry a `name:` (read as cfg.<group>.name: run folders, ledger, hyperparameters)
+NAMED_GROUPS = ("first", "core", "final", "processing", "recipe", "data")
+
+
+@pytest.mark.parametrize("group", NAMED_GROUPS)
+def test_config_name_keys_match_their_file_names(group: str) -> None:
+    """``conf/<group>/<file>.yaml`` says ``name: <file>``, so the name a run reports is the option chosen."""
+    paths = sorted((ROOT / "conf" / group).glob("*.yaml"))
+    assert paths
+    names = {p.stem: yaml.safe_load(p.read_text(encoding="utf-8")).get("name") for p in paths}
+    assert {stem: name for stem, name in names.items() if name != stem} == {}

@@ -21,65 +21,18 @@ from omegaconf import OmegaConf
 
 from src.errors import CompositionError, ConfigError, DivergedError
 from src.sweep.callback import SummarizeCallback
-from src.sweep.identity import NON_IDENTITY_KEYS, JobContext, identity_overrides, in_multirun
+from src.sweep.identity import NON_IDENTITY_KEYS, identity_overrides, in_multirun
 from src.sweep.job import run_ledgered
 from src.sweep.launch import check_launch, global_rank
 from src.sweep.ledger import LEDGER_NAME, TORN_SUFFIX, append_record, job_key, make_record, read_ledger
 from src.utils.naming import MAX_DIRNAME, safe_dirname
-from tests.conftest import CONF_DIR, ROOT, compose_cfg
+from tests.helpers import CONF_DIR, ROOT, SWEEP_RUN, compose_cfg, make_ctx, run_sweep, small_cfg
 
 BLOCKS = ("autosome", "resnet")
-# tiny settings shared by every sweep below (trainer.fast_dev_run is avoided on purpose: it turns off
-# the loggers and checkpointing, and W&B files are checked here)
-SWEEP_FAST = [
-    "processing=onehot",
-    "data.source.n=400",
-    "recipe.epochs=1",
-    "recipe.batch_size=16",
-    "recipe.steps_per_epoch=2",
-    "trainer.enable_progress_bar=false",
-    "trainer.enable_model_summary=false",
-    "trainer.num_sanity_val_steps=0",
-    "trainer.limit_val_batches=1",
-]
 EIGHT = ["first=autosome,resnet", "core=autosome,resnet", "final=autosome,resnet"]
 
 
 # ----------------------------------------------------------------------------- helpers
-
-
-@pytest.fixture(scope="module")
-def tiny_conf(tmp_path_factory) -> Path:
-    """A copy of conf/ with the autosome and resnet blocks shrunk to a few hundred parameters."""
-    conf = tmp_path_factory.mktemp("conf") / "conf"
-    shutil.copytree(CONF_DIR, conf)
-    edits = {
-        "first/autosome.yaml": {"block.out_channels": 8},
-        "first/resnet.yaml": {"block.out_channels": 8},
-        "core/autosome.yaml": {"block.stage_widths": [8, 8], "block.expansion": 2},
-        "core/resnet.yaml": {"block.widths": [8, 8], "block.depths": [1, 1], "block.strides": [1, 2]},
-    }
-    for rel, values in edits.items():
-        cfg = OmegaConf.load(conf / rel)
-        for key, value in values.items():
-            OmegaConf.update(cfg, key, value)
-        OmegaConf.save(cfg, conf / rel)
-    return conf
-
-
-def run_sweep(
-    conf: Path | None, sweep_dir: Path, *overrides: str, timeout: float = 180, status: int = 0
-) -> subprocess.CompletedProcess:
-    """``train.py -m`` with the tiny settings; returns the finished process (stdout and stderr merged)."""
-    cmd = [sys.executable, "train.py", "-m", f"hydra.sweep.dir={sweep_dir}", *SWEEP_FAST, *overrides]
-    if conf is not None:
-        cmd[2:2] = ["-cp", str(conf)]
-    env = dict(os.environ, WANDB_MODE="offline", WANDB_SILENT="true", HYDRA_FULL_ERROR="1")
-    proc = subprocess.run(
-        cmd, cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, timeout=timeout
-    )
-    assert proc.returncode == status, proc.stdout[-4000:]
-    return proc
 
 
 def statuses(records: list[dict]) -> list[str]:
@@ -291,17 +244,6 @@ def test_full_cross_product_composes_in_a_dry_run(tmp_path):
 
 
 # ----------------------------------------------------------------------------- the job wrapper in-process
-
-
-def make_ctx(tmp_path: Path, rerun: bool = False, **overrides) -> JobContext:
-    overrides = overrides or {"first": "autosome", "core": "bhi", "final": "resnet", "seed": 1}
-    job_dir = tmp_path / "sweep" / "job"
-    job_dir.mkdir(parents=True, exist_ok=True)
-    return JobContext(sweep_dir=tmp_path / "sweep", job_dir=job_dir, overrides=overrides, rerun=rerun)
-
-
-def small_cfg(**extra):
-    return OmegaConf.create({"dry_run": False, "debug": False, "logger": {"wandb": {"group": None}}, **extra})
 
 
 def test_run_ledgered_records_ok_with_metrics_params_and_memory(tmp_path):
@@ -546,7 +488,7 @@ def test_a_sweep_killed_mid_way_resumes_without_redoing_finished_jobs(tiny_conf,
 
     sweep_dir = tmp_path / "killed"
     ledger = sweep_dir / LEDGER_NAME
-    cmd = [sys.executable, "train.py", "-cp", str(tiny_conf), "-m", f"hydra.sweep.dir={sweep_dir}", *SWEEP_FAST]
+    cmd = [sys.executable, "train.py", "-cp", str(tiny_conf), "-m", f"hydra.sweep.dir={sweep_dir}", *SWEEP_RUN]
     cmd += [*EIGHT, "logger=csv"]
     env = dict(os.environ, WANDB_MODE="offline", WANDB_SILENT="true")
     proc = subprocess.Popen(
@@ -594,7 +536,7 @@ def test_ddp_on_two_cpu_processes_trains_and_validates(tmp_path):
 def test_two_launches_of_one_sweep_run_every_job_once(tiny_conf, tmp_path):
     """Two real launches of the same sweep at once: one record and one checkpoint per job, no -v1.ckpt."""
     sweep_dir = tmp_path / "twice"
-    cmd = [sys.executable, "train.py", "-m", "-cp", str(tiny_conf), f"hydra.sweep.dir={sweep_dir}", *SWEEP_FAST]
+    cmd = [sys.executable, "train.py", "-m", "-cp", str(tiny_conf), f"hydra.sweep.dir={sweep_dir}", *SWEEP_RUN]
     cmd += ["first=resnet", "core=resnet", "final=resnet", "seed=0,1,2", "logger=csv"]
     env = dict(os.environ, WANDB_MODE="offline", WANDB_SILENT="true", OMP_NUM_THREADS="1")
     launches = [

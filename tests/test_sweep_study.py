@@ -13,8 +13,7 @@ from src.sweep.job import run_ledgered
 from src.sweep.ledger import LEDGER_NAME, read_ledger
 from src.sweep.summarize import main as summarize_main
 from src.sweep.summarize import summarize
-from tests.test_sweep import make_ctx, run_sweep, small_cfg
-from tests.test_sweep import tiny_conf as tiny_conf  # the fixture
+from tests.helpers import compose_cfg, make_ctx, run_sweep, shared_file, small_cfg
 
 
 def test_test_suite_scores_are_recorded_as_test_metrics(tmp_path):
@@ -45,7 +44,6 @@ def test_unknown_metric_names_the_recorded_ones(tmp_path, capsys):
 
 @pytest.mark.slow
 def test_aux_weight_sweep_with_test_data_lands_in_ledger_leaderboard_and_effects(tiny_conf, tmp_path):  # noqa: F811
-    from tests.conftest import shared_file
 
     test_dir = shared_file("dream_test_format")
     sweep_dir = tmp_path / "study"
@@ -78,7 +76,6 @@ def test_aux_weight_sweep_with_test_data_lands_in_ledger_leaderboard_and_effects
 
 
 def test_aux_weight_is_an_ordinary_override():
-    from tests.conftest import compose_cfg
 
     cfg = compose_cfg(["aux_weights.recon=0.5"])
     assert OmegaConf.to_container(cfg.aux_weights) == {"recon": 0.5}

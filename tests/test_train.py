@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from src.train_task import train
-from tests.conftest import FAST, ROOT, compose_cfg
+from tests.helpers import FAST, ROOT, compose_cfg, tiny_run
 
 SMALL_AUTOSOME = ["first.block.out_channels=64", "core.block.stage_widths=[32,32]"]
 
@@ -59,7 +59,7 @@ def test_run_folder_holds_checkpoints_metrics_and_logs(tmp_path: Path) -> None:
 
 def test_dream_file_trains_with_team_processing(tmp_path: Path, dream_sample: Path) -> None:
     cfg = compose_cfg(
-        [*(o for o in FAST if not o.startswith("data.")), "data=dream", f"data.path={dream_sample}"]
+        [*tiny_run(data=False), "data=dream", f"data.path={dream_sample}"]
         + ["first=autosome", "core=resnet", "final=autosome", "first.block.out_channels=8"]
         + ["core.block.widths=[8,8,8,8]", "core.block.depths=[1,1,1,1]"],
         run_dir=tmp_path,
@@ -111,7 +111,7 @@ def test_missing_data_path_is_named(tmp_path: Path) -> None:
 
 
 def test_test_data_scores_the_trained_model_after_training(tmp_path: Path) -> None:
-    from tests.conftest import shared_file
+    from tests.helpers import shared_file
 
     test_dir = shared_file("dream_test_format")
     cfg = compose_cfg([*FAST, f"test_data={test_dir}", *SMALL_AUTOSOME], run_dir=tmp_path)

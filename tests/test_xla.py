@@ -19,7 +19,7 @@ import pytest
 os.environ.setdefault("PJRT_DEVICE", "CPU")  # before torch_xla is imported: XLA's CPU client
 torch_xla = pytest.importorskip("torch_xla", reason="torch_xla is not installed (run `make test-xla`)")
 
-from tests.conftest import FAST, compose_cfg  # noqa: E402
+from tests.helpers import FAST, compose_cfg  # noqa: E402
 
 pytestmark = pytest.mark.xla
 

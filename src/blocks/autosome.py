@@ -1,6 +1,6 @@
 """autosome.org (DREAM 2022 rank 1, "NoGiNet"): EfficientNetV2-style CNN with soft-bin output.
 
-Own graph (MENU.md section 2): ``(B, 6, 150)`` -> first ``(B, 256, 150)`` -> core
+Own graph (docs/menu.md §2): ``(B, 6, 150)`` -> first ``(B, 256, 150)`` -> core
 ``(B, 64, 150)`` -> final ``(B, 1, 18)`` bin logits; the soft-bin objective turns
 them into the expected bin (soft-argmax) on the expression scale. All three blocks
 use autosome's weight initialisation.

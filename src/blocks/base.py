@@ -121,7 +121,7 @@ def count_params(module: nn.Module) -> int:
 
 @torch.no_grad()
 def autosome_init(module: nn.Module) -> None:
-    """autosome.org weight initialisation (MENU.md 2.2), applied to every sub-module.
+    """autosome.org weight initialisation (docs/menu.md §2), applied to every sub-module.
 
     Conv weights ~ N(0, sqrt(2 / (k * out_channels))); BN weight 1, bias 0;
     Linear weights ~ N(0, 0.001), bias 0.

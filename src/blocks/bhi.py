@@ -1,9 +1,9 @@
 """BHI (DREAM 2022 rank 2, "DeepGXP"): DanQ-like CNN -> BiLSTM -> CNN -> MLP.
 
-Own graph (MENU.md section 3): ``(B, 4, 110)`` -> first ``(B, 512, 110)`` -> core
+Own graph (docs/menu.md §3): ``(B, 4, 110)`` -> first ``(B, 512, 110)`` -> core
 ``(B, 320, 110)`` -> final ``(B, 1, 1)``, 6,875,137 parameters in all, trained with a
 Huber loss on the standardised target. The organisers' DREAM-CNN and DREAM-RNN
-(MENU.md section 10) reuse the first block as 6 -> 320 and the core on 320 channels.
+(docs/menu.md §10) reuse the first block as 6 -> 320 and the core on 320 channels.
 BHI uses PyTorch's default initialisation, so no init hook is applied here.
 """
 

@@ -1,4 +1,4 @@
-"""The Prix Fixe seed reference set "ResNet" (MENU.md section 11), with its bugs fixed.
+"""The Prix Fixe seed reference set "ResNet" (docs/menu.md §9), with its bugs fixed.
 
 Own graph on ``(B, 4, 150)``: first ``(B, 64, 150)`` -> core (ResNet-34 layout)
 ``(B, 512, 19)`` -> final ``(B, 1, 1)``. Fixes relative to the notebook: the core

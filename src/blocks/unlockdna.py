@@ -1,6 +1,6 @@
 """Unlock_DNA (DREAM 2022 rank 3): Conformer/Macaron transformer with prediction tokens.
 
-Own graph (MENU.md section 4), input from ``processing=unlockdna`` (one-hot over
+Own graph (docs/menu.md §4), input from ``processing=unlockdna`` (one-hot over
 A, C, G, T, N, M of the 2 x 100 both-strand layout):
 ``(B, 6, 200)`` -> first ``(B, 512, 232)`` (32 prediction tokens + 200 positions)
 -> core ``(B, 512, 232)`` -> final ``(B, 1, 1)`` expression, plus the masked-nucleotide

@@ -1,7 +1,7 @@
-"""The DREAM promoter construct: adapters and the vector sequence around the N80 insert.
+"""The DREAM plasmid: the read adapters and the vector sequence around the N80 insert.
 
 The flanks are the 200 nt on each side of the N80 site of the challenge plasmid
-(``plasmid.json``); ``tests/test_construct.py`` checks them against that file when
+(``plasmid.json``); ``tests/test_data.py`` checks them against that file when
 the shared data is present. They are embedded so that team processing works on a
 fresh machine with no data files.
 """

@@ -15,8 +15,8 @@ from __future__ import annotations
 import numpy as np
 from numpy.lib.stride_tricks import sliding_window_view
 
-from src.datamodules.construct import LEFT_ADAPTER, RIGHT_ADAPTER
 from src.datamodules.encoding import encode_str
+from src.datamodules.plasmid import LEFT_ADAPTER, RIGHT_ADAPTER
 from src.datamodules.readers import Records
 
 # motif -> (effect per occurrence, planting probability); names for documentation

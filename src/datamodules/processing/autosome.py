@@ -19,8 +19,8 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from src.datamodules.construct import UPSTREAM
 from src.datamodules.encoding import PAD, encode_str, one_hot, reverse_complement_onehot
+from src.datamodules.plasmid import UPSTREAM
 from src.datamodules.processing.base import Processing
 from src.errors import ConfigError
 

@@ -25,8 +25,8 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from src.datamodules.construct import VECTOR_3P, VECTOR_5P
 from src.datamodules.encoding import PAD, encode_str, one_hot, reverse_complement_onehot
+from src.datamodules.plasmid import VECTOR_3P, VECTOR_5P
 from src.datamodules.processing.base import Processing
 from src.errors import ConfigError
 
