@@ -62,6 +62,7 @@ def evaluate(cfg: DictConfig) -> dict[str, Any]:
             batch_size=int(cfg.get("batch_size", 512)),
             device=cfg.get("device", "auto"),
             progress=bool(cfg.get("progress", True)),
+            precision=str(cfg.get("precision", "32")),
         )
         name = f"eval-{combination_of(module.hparams)}"
     else:

@@ -4,7 +4,8 @@ Sequences are validated and encoded once with the module's processing (``prepare
 are built vectorised in evaluation mode (``make_batch(..., train=False)``: autosome's singleton flag
 0, strand flag 0 on the forward pass) and predicted under ``torch.inference_mode``. Forward and
 reverse-complement predictions are averaged when the processing says so (``processing.rc_average``,
-as in validation) unless ``rc_average`` overrides it. :func:`resolve_device` is the one place where
+as in validation) unless ``rc_average`` overrides it; both strands go through one forward. ``precision``
+picks fp32 or bf16 autocast (:mod:`src.utils.speed`). :func:`resolve_device` is the one place where
 ``device=auto|cpu|cuda`` is interpreted.
 """
 
@@ -22,6 +23,7 @@ from src.datamodules.encoding import encode_array, find_invalid
 from src.datamodules.processing.base import Processing
 from src.errors import ConfigError, DataError, LengthPolicyError
 from src.lit_modules.prixfixe_module import PrixFixeModule
+from src.utils.speed import inference_autocast, inference_dtype
 
 log = logging.getLogger(__name__)
 
@@ -125,13 +127,16 @@ def predict_sequences(
     path: str | Path | None = None,
     lines: np.ndarray | None = None,
     ids: list[str] | None = None,
+    precision: str = "32",
 ) -> np.ndarray:
     """Expression-scale predictions ``(N, T)`` (float32) for ``sequences``, in their order.
 
     ``rc_average``: None = the processing's default, True/False force it (True without an RC
     encoding -> ConfigError). ``device``: None keeps the module where it is, ``"auto"`` picks
     CUDA when available. The module's device and train/eval mode are restored afterwards.
-    ``path`` / ``lines`` let validation errors cite the source file and line.
+    ``path`` / ``lines`` let validation errors cite the source file and line. ``precision``:
+    ``"32"`` (exact fp32), ``"bf16"`` (bf16 autocast; the objective maps logits in fp32) or
+    ``"auto"`` (bf16 where the device computes it natively; predict.py's and evaluate.py's default).
     """
     if int(batch_size) < 1:
         raise ConfigError(f"batch_size must be >= 1, got {batch_size}")
@@ -146,12 +151,13 @@ def predict_sequences(
     first_param = next(module.parameters(), None)
     home = first_param.device if first_param is not None else torch.device("cpu")
     target = resolve_device(device) or home
+    dtype = inference_dtype(precision, target)
     was_training = module.training
     module.to(target)
     module.eval()
     out = np.empty((n, n_targets), dtype=np.float32)
     try:
-        with torch.inference_mode(), _progress(n, progress) as bar:
+        with torch.inference_mode(), inference_autocast(dtype, target), _progress(n, progress) as bar:
             for start in range(0, n, batch_size):
                 stop = min(start + batch_size, n)
                 # vectorised batch: slice every prepared field, move it, build the encoding on the device

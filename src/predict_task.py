@@ -39,6 +39,7 @@ def predict(cfg: DictConfig) -> dict[str, Any]:
         path=records.path,
         lines=records.lines,
         ids=records.ids,  # FASTA headers: the mpra processing's orientation flag
+        precision=str(cfg.get("precision", "32")),
     )
     columns = prediction_columns(module, preds.shape[1])
     write_predictions(output, records.sequences, preds, columns)

@@ -54,6 +54,7 @@ from src.lit_modules.prixfixe_module import PrixFixeModule, module_factory
 from src.utils.io import atomic_write_text, json_safe, write_json
 from src.utils.naming import combination_of
 from src.utils.run_dir import remove_unused_run_dir
+from src.utils.speed import apply_precision_fallback
 from src.utils.wandb_offline import finish_run, use_offline_defaults
 from src.validate import check_output_folder, validate_config
 
@@ -178,6 +179,7 @@ def train(cfg: DictConfig) -> dict[str, Any]:
     test_suite = load_test_suite(cfg.test_data) if cfg.get("test_data") else None  # a bad folder fails now
     module.objective.fit(datamodule.train_targets)
 
+    apply_precision_fallback(cfg)  # trainer=cpu_fast without native bf16: 32-true, warned (and in config.yaml)
     run_dir.mkdir(parents=True, exist_ok=True)
     atomic_write_text(run_dir / "config.yaml", OmegaConf.to_yaml(cfg, resolve=True))
 

@@ -478,7 +478,7 @@ def test_trainer_configs_for_ddp_and_tpu():
     assert tpu.trainer._target_ == "lightning.Trainer"
     assert tpu.nan_check_every == 100  # the NaN check syncs with the host: not every step on XLA
     assert compose_cfg(["trainer=tpu", "nan_check_every=5"]).nan_check_every == 5
-    assert compose_cfg([]).nan_check_every == 1
+    assert compose_cfg([]).nan_check_every == 100  # the default reads the on-device flag every 100 steps
 
 
 def test_a_sweep_killed_mid_way_resumes_without_redoing_finished_jobs(tiny_conf, tmp_path):

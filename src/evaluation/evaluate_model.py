@@ -35,6 +35,7 @@ def evaluate_module(
     batch_size: int = 512,
     device: str | None = None,
     progress: bool = False,
+    precision: str = "32",
 ) -> dict[str, Any]:
     """Predict the suite's sequences with ``module``, score them and write the report into ``out_dir``.
 
@@ -54,6 +55,7 @@ def evaluate_module(
         rc_average=rc_average,
         device=device,
         progress=progress,
+        precision=precision,
         path=_sequence_path(suite, sequences),
         lines=np.arange(1, len(suite) + 1),
     )

@@ -121,7 +121,8 @@ class PrixFixeModule(L.LightningModule):
             getattr(self.net, role).requires_grad_(False)
         self.train(self.training)  # frozen blocks start in eval mode
         self.val_metrics = build_metrics(self.metric_names, hp.n_targets).clone(prefix="val/")
-        self._nonfinite = torch.zeros((), dtype=torch.bool)
+        # global step of the first NaN/inf training loss, -1 while finite; kept on the device (see _check_finite)
+        self._first_bad_step = torch.full((), -1, dtype=torch.long)
         # per-target range of this validation epoch's predictions (on device; read once at the epoch end)
         self._pred_lo = torch.full((int(n_targets),), float("inf"))
         self._pred_hi = torch.full((int(n_targets),), float("-inf"))
@@ -134,11 +135,14 @@ class PrixFixeModule(L.LightningModule):
         return self.objective.predict(head)
 
     def predict_expression(self, x: Tensor, rc_average: bool | None = None) -> Tensor:
-        """Prediction ``(B, T)``, averaged over both strands when the processing supports it."""
-        pred = self(x)
-        if self.processing.rc_average if rc_average is None else rc_average:
-            pred = 0.5 * (pred + self(self.processing.reverse_complement(x)))
-        return pred
+        """Prediction ``(B, T)``, averaged over both strands when the processing supports it.
+
+        Both strands go through one forward of ``2B`` rows (in eval mode every row is independent).
+        """
+        if not (self.processing.rc_average if rc_average is None else rc_average):
+            return self(x)
+        both = self(torch.cat([x, self.processing.reverse_complement(x)]))
+        return 0.5 * (both[: len(x)] + both[len(x) :])
 
     # ------------------------------------------------------------------ training
     def train(self, mode: bool = True) -> PrixFixeModule:
@@ -170,18 +174,34 @@ class PrixFixeModule(L.LightningModule):
             total = total + weight * value
             self.log(f"train/aux_{name.replace('/', '_')}", value, on_step=True, on_epoch=True, batch_size=len(y))
         self.log("train/loss", total, on_step=True, on_epoch=True, prog_bar=True, batch_size=len(y))
-        # accumulate a non-finite flag on device; checked every nan_check_every steps (no per-step sync on XLA)
-        self._nonfinite = self._nonfinite.to(total.device) | ~torch.isfinite(total.detach())
+        # remember the first non-finite step on the device: reading it back is a host sync, so _check_finite
+        # does that only every nan_check_every steps and before anything is validated or checkpointed
+        first = self._first_bad_step.to(total.device)
+        bad = ~torch.isfinite(total.detach()) & (first < 0)
+        self._first_bad_step = torch.where(bad, self.global_step, first)
         return total
+
+    def _check_finite(self) -> None:
+        """Raise :class:`DivergedError` if a training loss so far was NaN/inf (one host sync)."""
+        step = int(self._first_bad_step)
+        if step >= 0:  # every epoch's last batch checks, so the bad step lies in the current epoch
+            raise DivergedError(f"training loss became NaN/inf at epoch {self.current_epoch}, step {step}")
 
     def on_train_batch_end(self, outputs: Any, batch: Any, batch_idx: int) -> None:
         every = int(self.hparams.nan_check_every)
-        if every > 0 and (batch_idx + 1) % every == 0 and bool(self._nonfinite):
-            raise DivergedError(f"training loss became NaN/inf at epoch {self.current_epoch}, step {self.global_step}")
+        last = self._trainer is not None and batch_idx + 1 >= self.trainer.num_training_batches
+        if last or (every > 0 and (batch_idx + 1) % every == 0):
+            self._check_finite()  # always at an epoch's last batch: no NaN weights reach validation or a checkpoint
+
+    def on_validation_start(self) -> None:
+        if self._trainer is not None and self.trainer.training:
+            self._check_finite()  # a validation inside an epoch (val_check_interval) checks first, too
 
     def on_train_epoch_end(self) -> None:
-        if bool(self._nonfinite):
-            raise DivergedError(f"training loss became NaN/inf during epoch {self.current_epoch}")
+        self._check_finite()
+
+    def on_train_end(self) -> None:
+        self._check_finite()  # a run ended by max_steps inside an epoch
 
     # ---------------------------------------------------------------- validation
     def on_validation_epoch_start(self) -> None:
