@@ -114,12 +114,15 @@ def sync(device: str) -> None:
 
 
 class StepClock:
-    """Wall and CPU time from the first timed step's start to the last one's end (after ``warmup`` steps)."""
+    """Wall and CPU time from step ``warmup``'s start to step ``warmup + steps - 1``'s end.
 
-    def __init__(self, device: str, warmup: int) -> None:
+    The device is synchronised only at those two points, so the timed steps run as they would in training.
+    """
+
+    def __init__(self, device: str, warmup: int, steps: int) -> None:
         self.device = device
         self.warmup = warmup
-        self.steps = 0
+        self.steps = steps
         self.start: tuple[float, float] | None = None
         self.stop: tuple[float, float] | None = None
 
@@ -129,14 +132,13 @@ class StepClock:
             self.start = (time.perf_counter(), time.process_time())
 
     def step_end(self, step: int) -> None:
-        if step >= self.warmup:
-            self.steps = step - self.warmup + 1
+        if step == self.warmup + self.steps - 1:
             sync(self.device)
             self.stop = (time.perf_counter(), time.process_time())
 
     def seconds(self) -> tuple[float, float]:
-        if self.start is None or self.stop is None or self.steps == 0:
-            raise RuntimeError("no step was timed")
+        if self.start is None or self.stop is None:
+            raise RuntimeError("the timed steps did not run")
         return self.stop[0] - self.start[0], self.stop[1] - self.start[1]
 
 
@@ -159,7 +161,7 @@ def run_lightning(cfg, module, datamodule, steps: int, warmup: int, device: str)
 
     from src.train_task import EpochStream
 
-    clock = StepClock(device, warmup)
+    clock = StepClock(device, warmup, steps)
     trainer = instantiate(
         cfg.trainer,
         default_root_dir=cfg.paths.run_dir,
@@ -191,7 +193,7 @@ def run_bare(cfg, module, datamodule, steps: int, warmup: int, device: str) -> S
     precision = str(cfg.trainer.precision)
     bf16 = precision.startswith("bf16")
     clip = cfg.trainer.get("gradient_clip_val")
-    clock = StepClock(device, warmup)
+    clock = StepClock(device, warmup, steps)
     step, epoch = 0, 0
     while step < warmup + steps:
         sampler = datamodule.train_dataloader()
@@ -219,7 +221,7 @@ def run_bare(cfg, module, datamodule, steps: int, warmup: int, device: str) -> S
 
 def prepare(config: Config, args: argparse.Namespace) -> None:
     """Compose, apply the preset's precision fallback and build the module once per configuration."""
-    from src.utils.speed import apply_precision_fallback
+    from src.precision import apply_precision_fallback
 
     cfg = compose(config.overrides)
     if args.device.startswith("cuda"):
@@ -250,7 +252,7 @@ def time_round(config: Config, args: argparse.Namespace) -> None:
 def predict_throughput(args: argparse.Namespace, overrides: list[str]) -> dict[str, Any]:
     """Sequences/s of the fp32 two-pass reverse-complement average against ``predict_sequences``'s fast path."""
     from src.datamodules.readers import read_dream
-    from src.predict_task import predict_sequences, prepare_sequences
+    from src.inference import predict_sequences, prepare_sequences
     from src.train_task import build_module
 
     cfg = compose(overrides)
@@ -319,7 +321,10 @@ def configurations(args: argparse.Namespace, base: list[str]) -> list[Config]:
 
 def gpu_configurations(base: list[str]) -> list[Config]:
     return [
-        Config("gpu fp32", [*base, "trainer=gpu", "trainer.precision=32-true", "trainer.benchmark=false"]),
+        Config(
+            "fp32, no autotuning, NaN check every step",
+            [*base, "trainer=gpu", "trainer.precision=32-true", "trainer.benchmark=false", "nan_check_every=1"],
+        ),
         Config("gpu, NaN check every step", [*base, "trainer=gpu", "nan_check_every=1"]),
         Config("gpu (new default)", [*base, "trainer=gpu"]),
     ]
@@ -330,7 +335,7 @@ def load() -> list[float]:
 
 
 def machine() -> dict[str, Any]:
-    from src.utils.speed import native_bf16
+    from src.precision import native_bf16
 
     info: dict[str, Any] = {
         "host": platform.node(),
@@ -353,11 +358,11 @@ def run_training(args: argparse.Namespace, configs: list[Config]) -> None:
 
 
 def print_table(model: str, configs: list[Config], batch: int) -> None:
-    print(f"{'configuration':32s} {'precision':10s} {'ms/step':>9s} {'seq/s':>8s} {'cpu seq/s':>10s} rounds (seq/s)")
+    print(f"{'configuration':46s} {'precision':10s} {'ms/step':>9s} {'seq/s':>8s} {'cpu seq/s':>10s} rounds (seq/s)")
     for c in configs:
         rounds = " ".join(f"{v:.1f}" for v in c.seq_per_s)
         print(
-            f"{c.name:32s} {c.precision:10s} {statistics.median(c.step_ms):9.1f} {statistics.median(c.seq_per_s):8.1f} "
+            f"{c.name:46s} {c.precision:10s} {statistics.median(c.step_ms):9.1f} {statistics.median(c.seq_per_s):8.1f} "
             f"{statistics.median(c.cpu_seq_per_s):10.1f} {rounds}"
         )
 

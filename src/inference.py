@@ -5,7 +5,7 @@ are built vectorised in evaluation mode (``make_batch(..., train=False)``: autos
 0, strand flag 0 on the forward pass) and predicted under ``torch.inference_mode``. Forward and
 reverse-complement predictions are averaged when the processing says so (``processing.rc_average``,
 as in validation) unless ``rc_average`` overrides it; both strands go through one forward. ``precision``
-picks fp32 or bf16 autocast (:mod:`src.utils.speed`). :func:`resolve_device` is the one place where
+picks fp32 or bf16 autocast (:mod:`src.precision`). :func:`resolve_device` is the one place where
 ``device=auto|cpu|cuda`` is interpreted.
 """
 
@@ -23,7 +23,7 @@ from src.datamodules.encoding import encode_array, find_invalid
 from src.datamodules.processing.base import Processing
 from src.errors import ConfigError, DataError, LengthPolicyError
 from src.lit_modules.prixfixe_module import PrixFixeModule
-from src.utils.speed import inference_autocast, inference_dtype
+from src.precision import inference_autocast, inference_dtype
 
 log = logging.getLogger(__name__)
 

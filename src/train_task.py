@@ -51,10 +51,10 @@ from src.evaluation.prediction_file import write_predictions
 from src.inference import resolve_device
 from src.lit_modules.metrics import check_monitor, metric_names, monitor_of
 from src.lit_modules.prixfixe_module import PrixFixeModule, module_factory
+from src.precision import apply_precision_fallback
 from src.utils.io import atomic_write_text, json_safe, write_json
 from src.utils.naming import combination_of
 from src.utils.run_dir import remove_unused_run_dir
-from src.utils.speed import apply_precision_fallback
 from src.utils.wandb_offline import finish_run, use_offline_defaults
 from src.validate import check_output_folder, validate_config
 

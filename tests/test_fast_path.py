@@ -22,12 +22,12 @@ import torch
 from hydra import compose, initialize_config_dir
 from lightning.pytorch.plugins.precision import MixedPrecision
 
+from src import precision as speed
 from src.datamodules.encoding import encode_array
 from src.datamodules.synthetic import generate
 from src.errors import ConfigError, DivergedError
 from src.inference import predict_sequences
 from src.train_task import build_module
-from src.utils import speed
 from tests.conftest import CONF_DIR, ROOT, compose_cfg
 from tests.test_menu import COMBINATIONS, SAMPLE, SHRINK
 
@@ -143,7 +143,7 @@ def test_cpu_fast_composes_with_every_menu_combination() -> None:
 def test_cpu_fast_falls_back_loudly_without_native_bf16(monkeypatch, caplog) -> None:
     monkeypatch.setattr(speed, "cpu_has_native_bf16", lambda: False)
     cfg = compose_cfg(["trainer=cpu_fast"])
-    with caplog.at_level(logging.WARNING, logger="src.utils.speed"):
+    with caplog.at_level(logging.WARNING, logger="src.precision"):
         assert speed.apply_precision_fallback(cfg) == "32-true"
     assert cfg.trainer.precision == "32-true"
     assert "no native bf16" in caplog.text and "32-true" in caplog.text
