@@ -6,7 +6,9 @@ families and processings are read from ``conf/``, so a new team is covered witho
 
 from __future__ import annotations
 
+import itertools
 import os
+import random
 import shutil
 import subprocess
 import sys
@@ -21,6 +23,42 @@ CONF_DIR = ROOT / "conf"
 # the block families (one conf/first/<team>.yaml each) and the processings
 TEAMS = sorted(p.stem for p in (CONF_DIR / "first").glob("*.yaml"))
 PROCESSINGS = sorted(p.stem for p in (CONF_DIR / "processing").glob("*.yaml"))
+COMBINATIONS = list(itertools.product(TEAMS, TEAMS, TEAMS))
+# per-option overrides that keep every block's structure but make it tiny (CPU, seconds)
+SHRINK = {
+    ("first", "autosome"): ["first.block.out_channels=16"],
+    ("first", "resnet"): ["first.block.out_channels=16"],
+    ("first", "bhi"): ["first.block.out_channels=16"],
+    ("first", "unlockdna"): ["first.block.d_model=16", "first.block.n_tokens=4"],
+    ("first", "camformers"): ["first.block.out_channels=16"],
+    ("first", "nad"): ["first.block.d_model=16"],
+    ("first", "sysu"): ["first.block.d_model=16"],
+    ("first", "metformin"): ["first.block.hidden=8"],
+    ("core", "autosome"): ["core.block.stage_widths=[16,16]"],
+    ("core", "resnet"): ["core.block.widths=[16,16,16,16]", "core.block.depths=[1,1,1,1]"],
+    ("core", "bhi"): ["core.block.hidden=8", "core.block.out_channels=16"],
+    ("core", "unlockdna"): ["core.block.n_layers=1", "core.block.n_heads=2"],
+    ("core", "camformers"): ["core.block.channels=16"],
+    ("core", "nad"): ["core.block.widths=[16,16,16,16]", "core.block.fpn_channels=16"],
+    ("core", "sysu"): ["core.block.n_layers=1", "core.block.n_heads=2"],
+    ("core", "metformin"): ["core.block.hidden=8", "core.block.n_layers=1"],
+    ("final", "autosome"): [],
+    ("final", "resnet"): [],
+    ("final", "bhi"): ["final.block.hidden=[8,8]"],
+    ("final", "unlockdna"): [],
+    ("final", "camformers"): ["final.block.hidden=[8,8]"],
+    ("final", "nad"): [
+        "final.block.depths=[1,1,1,1]",
+        "final.block.heads=2",
+        "final.block.dim_head=8",
+        "final.block.deep_supervision=true",
+    ],
+    ("final", "sysu"): ["final.block.mlm=true"],
+    ("final", "metformin"): [],
+}
+# processings whose length can be cut for speed (the others have fixed team layouts)
+SHORT = {"autosome": 40, "bhi": 40, "onehot": 40, "camformers": 40, "metformin": 100, "sysu": 160, "mpra": 100}
+SAMPLE = random.Random(15).sample(COMBINATIONS, 24)  # the fast suite's share of the cross product
 
 
 def shared_file(*parts: str) -> Path:

@@ -29,8 +29,7 @@ from src.datamodules.synthetic import generate
 from src.errors import ConfigError, DivergedError
 from src.inference import predict_sequences
 from src.train_task import build_module
-from tests.conftest import CONF_DIR, ROOT, compose_cfg
-from tests.test_menu import COMBINATIONS, SAMPLE, SHRINK
+from tests.helpers import COMBINATIONS, CONF_DIR, ROOT, SAMPLE, SHRINK, compose_cfg
 
 FAMILIES = sorted(p.stem for p in (CONF_DIR / "first").glob("*.yaml"))
 PROCESSINGS = {p.stem for p in (CONF_DIR / "processing").glob("*.yaml")}

@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-import itertools
 import math
-import random
 import warnings
 from pathlib import Path
 
@@ -15,45 +13,9 @@ from hydra.utils import instantiate
 from src.blocks.base import count_params
 from src.datamodules.encoding import encode_array
 from src.train_task import build_module
-from tests.helpers import CONF_DIR, FAST, PROCESSINGS, TEAMS, compose_cfg
+from tests.helpers import COMBINATIONS, CONF_DIR, FAST, PROCESSINGS, SAMPLE, SHORT, SHRINK, TEAMS, compose_cfg
 
 # the block families: one conf/first/<team>.yaml each, so a new family is never left out of these tests
-COMBINATIONS = list(itertools.product(TEAMS, TEAMS, TEAMS))
-# per-option overrides that keep every block's structure but make it tiny (CPU, seconds)
-SHRINK = {
-    ("first", "autosome"): ["first.block.out_channels=16"],
-    ("first", "resnet"): ["first.block.out_channels=16"],
-    ("first", "bhi"): ["first.block.out_channels=16"],
-    ("first", "unlockdna"): ["first.block.d_model=16", "first.block.n_tokens=4"],
-    ("first", "camformers"): ["first.block.out_channels=16"],
-    ("first", "nad"): ["first.block.d_model=16"],
-    ("first", "sysu"): ["first.block.d_model=16"],
-    ("first", "metformin"): ["first.block.hidden=8"],
-    ("core", "autosome"): ["core.block.stage_widths=[16,16]"],
-    ("core", "resnet"): ["core.block.widths=[16,16,16,16]", "core.block.depths=[1,1,1,1]"],
-    ("core", "bhi"): ["core.block.hidden=8", "core.block.out_channels=16"],
-    ("core", "unlockdna"): ["core.block.n_layers=1", "core.block.n_heads=2"],
-    ("core", "camformers"): ["core.block.channels=16"],
-    ("core", "nad"): ["core.block.widths=[16,16,16,16]", "core.block.fpn_channels=16"],
-    ("core", "sysu"): ["core.block.n_layers=1", "core.block.n_heads=2"],
-    ("core", "metformin"): ["core.block.hidden=8", "core.block.n_layers=1"],
-    ("final", "autosome"): [],
-    ("final", "resnet"): [],
-    ("final", "bhi"): ["final.block.hidden=[8,8]"],
-    ("final", "unlockdna"): [],
-    ("final", "camformers"): ["final.block.hidden=[8,8]"],
-    ("final", "nad"): [
-        "final.block.depths=[1,1,1,1]",
-        "final.block.heads=2",
-        "final.block.dim_head=8",
-        "final.block.deep_supervision=true",
-    ],
-    ("final", "sysu"): ["final.block.mlm=true"],
-    ("final", "metformin"): [],
-}
-# processings whose length can be cut for speed (the others have fixed team layouts)
-SHORT = {"autosome": 40, "bhi": 40, "onehot": 40, "camformers": 40, "metformin": 100, "sysu": 160, "mpra": 100}
-SAMPLE = random.Random(15).sample(COMBINATIONS, 24)  # the fast suite's share of the cross product
 
 
 def combo_cfg(first: str, core: str, final: str, processing: str, extra: list[str] | None = None):
