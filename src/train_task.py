@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import logging
 import time
+import uuid
 from pathlib import Path
 from typing import Any
 
@@ -74,6 +75,9 @@ def build_datamodule(cfg: DictConfig, module: PrixFixeModule) -> PrixFixeDataMod
     return instantiate(cfg.datamodule, source=instantiate(cfg.data.source), processing=module.processing)
 
 
+WANDB_ID_FILE = "wandb_run_id"  # the run folder's W&B run id: a resumed run continues the same W&B run
+
+
 def build_loggers(cfg: DictConfig, run_dir: Path) -> list[Any]:
     loggers = []
     for name, lcfg in (cfg.get("logger") or {}).items():
@@ -81,8 +85,24 @@ def build_loggers(cfg: DictConfig, run_dir: Path) -> list[Any]:
             continue
         if name == "wandb":
             use_offline_defaults()  # never touches the network unless asked
+            id_file = run_dir / WANDB_ID_FILE
+            run_id = id_file.read_text().strip() if id_file.is_file() else uuid.uuid4().hex[:12]
+            atomic_write_text(id_file, run_id + "\n")
+            loggers.append(instantiate(lcfg, save_dir=str(run_dir), id=run_id, resume="allow"))
+            continue
         loggers.append(instantiate(lcfg, save_dir=str(run_dir)))
     return loggers
+
+
+def log_model_to_wandb(trainer: L.Trainer, module: PrixFixeModule) -> None:
+    """The parameter count and the composed graph (``describe``) in the W&B run's config and summary."""
+    params = sum(p.numel() for p in module.parameters() if p.requires_grad)
+    for lg in trainer.loggers:
+        if type(lg).__name__ == "WandbLogger":
+            lg.experiment.config.update(
+                {"model/params": params, "model/graph": module.describe()}, allow_val_change=True
+            )
+            lg.experiment.summary["model/params"] = params
 
 
 class EpochStream(L.Callback):
@@ -192,8 +212,10 @@ def train(cfg: DictConfig) -> dict[str, Any]:
     for lg in trainer.loggers:
         if hasattr(lg, "log_hyperparams"):
             lg.log_hyperparams(OmegaConf.to_container(cfg, resolve=True))
+    log_model_to_wandb(trainer, module)
     print(module.describe())
     error: DivergedError | None = None
+    interrupted: BaseException | None = None
     test_scores: dict[str, Any] | None = None
     test_split: dict[str, Any] | None = None
     try:
@@ -203,11 +225,15 @@ def train(cfg: DictConfig) -> dict[str, Any]:
             test_scores = evaluate_after_training(trainer, test_suite, run_dir)
     except DivergedError as err:
         error = err
+    except (KeyboardInterrupt, SystemExit) as err:  # Ctrl-C: Lightning shuts down, then exits with status 1
+        interrupted = err
     finally:
-        finish_run()
+        # a non-zero W&B exit state for a run that did not finish
+        finish_run(exit_code=130 if interrupted is not None else 1 if error is not None else None)
     ckpt_cb = trainer.checkpoint_callback
+    status = "diverged" if error is not None else "collapsed" if module.collapsed else "ok"
     summary = {
-        "status": "diverged" if error is not None else "collapsed" if module.collapsed else "ok",
+        "status": "interrupted" if interrupted is not None else status,
         "combination": name,
         "first": cfg.first.name,
         "core": cfg.core.name,
@@ -237,6 +263,9 @@ def train(cfg: DictConfig) -> dict[str, Any]:
     summary = json_safe(summary)  # NaN/inf metrics (a diverged run) become null
     write_json(run_dir / "metrics.json", summary)
     log.info("metrics written to %s", run_dir / "metrics.json")
+    if interrupted is not None:
+        log.warning("interrupted: %s has status interrupted; resume=true continues the run", run_dir / "metrics.json")
+        raise interrupted
     if summary["status"] == "collapsed":
         log.warning(
             "collapsed: the last validation predicted a constant (Pearson undefined); %s has status collapsed",
