@@ -10,6 +10,7 @@ import itertools
 import os
 import random
 import shutil
+import struct
 import subprocess
 import sys
 from pathlib import Path
@@ -207,3 +208,38 @@ def small_cfg(**extra):
     from omegaconf import OmegaConf
 
     return OmegaConf.create({"dry_run": False, "debug": False, "logger": {"wandb": {"group": None}}, **extra})
+
+
+def read_wandb_records(path: Path) -> list:
+    """Records of an offline W&B run file (``run-<id>.wandb``: a LevelDB-style log of protobuf records)."""
+    from wandb.proto import wandb_internal_pb2
+
+    raw = path.read_bytes()
+    assert raw[:4] == b":W&B", "not a W&B transaction log"
+    block, pos, pending, records = 32 * 1024, 7, b"", []
+    while pos + 7 <= len(raw):
+        left = block - pos % block
+        if left < 7:  # the rest of a block too small for a header is padding
+            pos += left
+            continue
+        _crc, length, kind = struct.unpack("<IHB", raw[pos : pos + 7])
+        if kind == 0 and length == 0:
+            pos += left
+            continue
+        data = raw[pos + 7 : pos + 7 + length]
+        pos += 7 + length
+        if kind == 1:  # full
+            records.append(data)
+        elif kind == 2:  # first
+            pending = data
+        elif kind == 3:  # middle
+            pending += data
+        elif kind == 4:  # last
+            records.append(pending + data)
+            pending = b""
+    out = []
+    for data in records:
+        record = wandb_internal_pb2.Record()
+        record.ParseFromString(data)
+        out.append(record)
+    return out

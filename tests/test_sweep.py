@@ -9,7 +9,6 @@ from __future__ import annotations
 import json
 import os
 import shutil
-import struct
 import subprocess
 import sys
 import time
@@ -26,7 +25,7 @@ from src.sweep.job import run_ledgered
 from src.sweep.launch import check_launch, global_rank
 from src.sweep.ledger import LEDGER_NAME, TORN_SUFFIX, append_record, job_key, make_record, read_ledger
 from src.utils.naming import MAX_DIRNAME, safe_dirname
-from tests.helpers import CONF_DIR, ROOT, SWEEP_RUN, compose_cfg, make_ctx, run_sweep, small_cfg
+from tests.helpers import CONF_DIR, ROOT, SWEEP_RUN, compose_cfg, make_ctx, read_wandb_records, run_sweep, small_cfg
 
 BLOCKS = ("autosome", "resnet")
 EIGHT = ["first=autosome,resnet", "core=autosome,resnet", "final=autosome,resnet"]
@@ -112,41 +111,6 @@ def test_sweep_rerun_true_runs_finished_jobs_again(eight_jobs, tiny_conf, tmp_pa
     old_keys = {r["key"] for r in before}
     assert {r["key"] for r in new} <= old_keys  # the same jobs (sweep.rerun is not part of the identity)
     assert all(r["combination"]["first"] == "autosome" and r["combination"]["core"] == "resnet" for r in new)
-
-
-def read_wandb_records(path: Path) -> list:
-    """Records of an offline W&B run file (``run-<id>.wandb``: a LevelDB-style log of protobuf records)."""
-    from wandb.proto import wandb_internal_pb2
-
-    raw = path.read_bytes()
-    assert raw[:4] == b":W&B", "not a W&B transaction log"
-    block, pos, pending, records = 32 * 1024, 7, b"", []
-    while pos + 7 <= len(raw):
-        left = block - pos % block
-        if left < 7:  # the rest of a block too small for a header is padding
-            pos += left
-            continue
-        _crc, length, kind = struct.unpack("<IHB", raw[pos : pos + 7])
-        if kind == 0 and length == 0:
-            pos += left
-            continue
-        data = raw[pos + 7 : pos + 7 + length]
-        pos += 7 + length
-        if kind == 1:  # full
-            records.append(data)
-        elif kind == 2:  # first
-            pending = data
-        elif kind == 3:  # middle
-            pending += data
-        elif kind == 4:  # last
-            records.append(pending + data)
-            pending = b""
-    out = []
-    for data in records:
-        record = wandb_internal_pb2.Record()
-        record.ParseFromString(data)
-        out.append(record)
-    return out
 
 
 def test_failures_are_recorded_and_the_sweep_goes_on_with_wandb_runs(tiny_conf, tmp_path):

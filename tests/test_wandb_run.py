@@ -12,9 +12,7 @@ import pytest
 
 from src import train_task
 from src.train_task import train
-from tests.conftest import FAST, compose_cfg
-from tests.test_predict import ONEHOT
-from tests.test_sweep import read_wandb_records
+from tests.helpers import FAST, TINY_ONEHOT_RESNET, compose_cfg, read_wandb_records
 
 
 class CtrlC(L.Callback):
@@ -33,7 +31,11 @@ def test_interrupted_run_is_recorded_and_resumes_the_same_wandb_run(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     run_dir = tmp_path / "run"
-    overrides = [o for o in FAST if not o.startswith("logger=")] + [*ONEHOT, "logger=wandb", "recipe.epochs=2"]
+    overrides = [o for o in FAST if not o.startswith("logger=")] + [
+        *TINY_ONEHOT_RESNET,
+        "logger=wandb",
+        "recipe.epochs=2",
+    ]
     plain = train_task.build_callbacks
     monkeypatch.setattr(train_task, "build_callbacks", lambda cfg, folder: [*plain(cfg, folder), CtrlC()])
     sigint = signal.getsignal(signal.SIGINT)
