@@ -173,8 +173,11 @@ def train(cfg: DictConfig) -> dict[str, Any]:
         remove_unused_run_dir(Path(cfg.paths.run_dir))
         return {"combination": name, "params": sum(p.numel() for p in module.parameters() if p.requires_grad)}
 
-    if OmegaConf.is_missing(cfg, "init_from"):  # a transfer preset names no yeast checkpoint by itself
-        raise ConfigError("missing required config value init_from (set it on the command line: init_from=<.ckpt>)")
+    if cfg.get("init_from_partial") and not cfg.get("init_from"):  # a transfer preset names no checkpoint itself
+        raise ConfigError(
+            "missing required config value init_from: init_from_partial=true (transfer) starts from a checkpoint "
+            "(set it on the command line: init_from=<.ckpt>)"
+        )
     run_dir = Path(cfg.paths.run_dir)
     ckpt_path = resolve_ckpt_path(cfg, run_dir)  # a missing checkpoint fails before data is read
     if ckpt_path:

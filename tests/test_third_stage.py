@@ -442,3 +442,22 @@ def test_leaderboard_shows_test_metrics_only_when_runs_report_them(tmp_path: Pat
     assert "test/spearman" not in text  # no run reported it: no empty column
     rows, others = build_leaderboard(read_ledger(ledger), metric="test/pearson")
     assert rows[0]["rank"] == 1
+
+
+def test_transfer_preset_names_the_missing_checkpoint(tmp_path: Path) -> None:
+    from src.train_task import train
+
+    cfg = compose_cfg(["experiment=transfer_human", "data.path=unused"], run_dir=tmp_path / "run")
+    with pytest.raises(ConfigError, match=r"missing required config value init_from: .*init_from=<.ckpt>"):
+        train(cfg)
+    assert not (tmp_path / "run").exists()
+
+
+def test_prediction_reads_the_orientation_flag_from_fasta_ids() -> None:
+    from src.inference import prepare_sequences
+
+    proc = MpraProcessing(6, "_Reversed:")
+    fields = prepare_sequences(proc, ["ACGTAC", "GGGCCC"], ids=["seq1_F", "seq2_Reversed:"])
+    assert fields["reverse"].tolist() == [0, 1]
+    with pytest.raises(DataError, match=r"<sequences>:2: sequence of 5 nt is shorter than processing.seq_len=6"):
+        prepare_sequences(proc, ["ACGTAC", "GGGCC"])
