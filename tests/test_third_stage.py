@@ -9,7 +9,6 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-from conftest import SHARED_DATA, compose_cfg, shared_file
 from scipy import stats
 
 from src.datamodules.datamodule import BatchRequest, PrixFixeDataModule
@@ -18,6 +17,7 @@ from src.datamodules.readers import read_table
 from src.datamodules.splits import find_split_files, read_source
 from src.errors import ConfigError, DataError
 from src.lit_modules.objectives import RegressionObjective, SoftBinObjective
+from tests.helpers import FAST, SHARED_DATA, compose_cfg, shared_file
 
 STARR_COLUMNS = ["Dev_log2_enrichment", "Hk_log2_enrichment"]
 STARR_READER = partial(read_table, sequence_column="Sequence", target_columns=STARR_COLUMNS, id_column="ID")
@@ -382,7 +382,6 @@ def test_transfer_copies_first_and_core_and_rebuilds_the_final(tmp_path: Path, c
 
 
 def test_frozen_blocks_get_no_gradient_and_keep_batchnorm_statistics(tmp_path: Path) -> None:
-    from conftest import FAST
 
     from src.train_task import build_module, train
 
