@@ -215,7 +215,16 @@ def write_heatmap(path: Path, rows: Sequence[dict[str, Any]], families: dict[str
     from src.sweep.summarize import heatmap_figure
 
     label = "r (bf16 - fp32)"  # the colour bar reads "mean r (bf16 - fp32)"
-    cells = [{**r, f"{label}_mean": r["diff"], "status": None} for r in rows]
+    not_ok = ("collapsed", "diverged", "failed", "rejected")  # marks the cell "*" (some seeds not ok)
+    cells = [
+        {
+            **r,
+            f"{label}_mean": r["diff"],
+            "status": None,
+            "error": r["error"] or any(s in r["fp32_status"] + r["bf16_status"] for s in not_ok),
+        }
+        for r in rows
+    ]
     spread = max([abs(r["diff"]) for r in rows if r["diff"] is not None] + [0.05])
     fig = heatmap_figure(cells, label, families["first"], families["core"], families["final"], title, -spread, spread)
     fig.savefig(path, dpi=150)
