@@ -84,13 +84,14 @@ def main() -> None:
             "command": " ".join(command(name, args)[1:]),
             "status": metrics["status"],
             "val_pearson": metrics["metrics"].get("val/pearson"),
-            "best_val_pearson": metrics["best_val_pearson"],
+            "best_val_pearson": metrics.get("best_score"),  # the monitor (val/pearson by default)
             "global_step": metrics["global_step"],
             "seconds": round(seconds[name], 1),
         }
     print(f"{'run':6s} {'val/pearson':>12s} {'best':>8s} {'steps':>6s} {'seconds':>8s}")
     for name, row in rows.items():
         pearson, best = row["val_pearson"], row["best_val_pearson"]
+        best = float("nan") if best is None else best
         print(f"{name:6s} {pearson:12.4f} {best:8.4f} {row['global_step']:6d} {row['seconds']:8.1f}")
     diff = rows["fast"]["val_pearson"] - rows["fp32"]["val_pearson"]
     result = {
