@@ -262,7 +262,14 @@ def test_split_and_batches_are_unchanged_by_the_store(tmp_path: Path) -> None:
     """Same folds and the same batches whether the reads come from the cache or from strings in memory."""
     lines = dream_text_lines(800, seed=9)
     path = write(tmp_path / "train.txt", lines)
-    for processing in (AutosomeProcessing(), BhiProcessing(), UnlockdnaProcessing(), OneHotProcessing(seq_len=110)):
+    # reads up to 120 nt: the 110-nt processings trim them (their default policy stops at a long read)
+    trim = {"on_long": "trim"}
+    for processing in (
+        AutosomeProcessing(),
+        BhiProcessing(**trim),
+        UnlockdnaProcessing(),
+        OneHotProcessing(110, **trim),
+    ):
         cached = PrixFixeDataModule(lambda: read_dream(path, cache=True, cache_dir=tmp_path / "c"), processing, 16)
         strings = PrixFixeDataModule(lambda: read_dream_lines(path), processing, 16)
         cached.setup()
@@ -290,7 +297,7 @@ def test_val_max_items_is_a_seeded_subset_shared_by_every_processing(tmp_path: P
     full = val_rows(AutosomeProcessing(), limit=None)
     subset = val_rows(AutosomeProcessing())
     assert len(subset) == 40 and np.isin(subset, full).all() and (np.diff(subset) > 0).all()
-    for other in (BhiProcessing(), UnlockdnaProcessing(), OneHotProcessing(seq_len=110)):
+    for other in (BhiProcessing(on_long="trim"), UnlockdnaProcessing(), OneHotProcessing(seq_len=110, on_long="trim")):
         np.testing.assert_array_equal(val_rows(other, seed=5), subset)  # the run's seed does not move it
     assert not np.array_equal(val_rows(AutosomeProcessing(), val_seed=1), subset)
     with pytest.raises(Exception, match="val_max_items"):
