@@ -78,13 +78,17 @@ def _metric_value(value: object) -> float | None:
 def jobs_frame(records: Iterable[Mapping[str, Any]], metric: str) -> pd.DataFrame:
     """One row per ``ok`` job with a finite ``metric``: factor levels (text), ``seed``, ``config``, ``y``, ``run_dir``.
 
+    ``y`` is the run's best-epoch value ``<metric>_best`` when recorded (as the leaderboard ranks), else ``metric``.
+
     The latest record of each job key counts (a rerun replaces earlier attempts).
     """
     rows = []
     for record in latest_by_key(records).values():
         if record.get("status") != "ok":
             continue
-        y = _metric_value((record.get("metrics") or {}).get(metric))
+        metrics = record.get("metrics") or {}
+        # as the leaderboard ranks: the best epoch's value when the run recorded one (val/pearson_best)
+        y = _metric_value(metrics.get(f"{metric}_best", metrics.get(metric)))
         if y is None:
             continue
         overrides = {_plain(k): v for k, v in (record.get("overrides") or {}).items()}
