@@ -113,6 +113,11 @@ def read_checkpoint(path: str | Path, key: str = "ckpt_path") -> dict:
     try:
         obj = torch.load(p, map_location="cpu", weights_only=True)
     except Exception as err:  # truncated, not a checkpoint, or pickled objects weights_only refuses
+        if "Unsupported global" in str(err):  # a whole file that holds more than tensors and plain data
+            raise ConfigError(
+                f"{key}: cannot load {p} with torch.load(weights_only=True): it holds pickled objects besides "
+                "tensors (only plain checkpoints are loaded; re-save it from a trusted source)"
+            ) from None
         raise ConfigError(
             f"{key}: {p} is not a readable checkpoint (truncated or corrupt?): {first_line(err)}"
         ) from None
