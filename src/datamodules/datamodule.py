@@ -177,6 +177,7 @@ def report_all_n(store: SequenceStore, path: str, lines: np.ndarray, shown: int 
         start, stop = int(store.offsets[lo]), int(store.offsets[hi - 1] + store.lengths[hi - 1])
         is_n = (store.codes[start:stop] == N).astype(np.int64)
         n_count[lo:hi] = np.add.reduceat(is_n, store.offsets[lo:hi] - start) if stop > start else 0
+        release_pages(store.codes)  # a one-off pass: keep one chunk of the mapped codes resident, not all of them
     rows = np.flatnonzero((n_count == store.lengths) & (store.lengths > 0))
     for row in rows[:shown]:
         length = int(store.lengths[row])
