@@ -3,14 +3,12 @@
 from __future__ import annotations
 
 import numpy as np
-import torch
-from torch import Tensor
 
-from src.datamodules.encoding import PAD, one_hot, reverse_complement_onehot
-from src.datamodules.processing.base import Processing
+from src.datamodules.encoding import PAD
+from src.datamodules.processing.onehot import OneHotProcessing
 
 
-class LeftPadOneHotProcessing(Processing):
+class LeftPadOneHotProcessing(OneHotProcessing):
     """One-hot A/C/G/T, ``x`` is ``(B, 4, seq_len)`` with every read ending at the last position.
 
     Shorter reads are padded with zeros on the left (5'); a read longer than
@@ -31,14 +29,7 @@ class LeftPadOneHotProcessing(Processing):
         on_long: str = "error",
         on_short: str = "error",
     ) -> None:
-        self.set_length_policy(on_long, on_short)
-        self.seq_len = int(seq_len)
-        self.channels = 4
-        self.n_value = float(n_value)
-        self.rc_average = bool(rc_average)
-
-    def length_range(self) -> tuple[int, int]:
-        return 1, self.seq_len
+        super().__init__(seq_len, n_value, rc_average, on_long, on_short)
 
     def long_problem(self, length: int) -> str:
         return f"sequence of {length} nt is longer than processing.seq_len={self.seq_len} (nothing is cut)"
@@ -53,17 +44,3 @@ class LeftPadOneHotProcessing(Processing):
         rows = np.broadcast_to(np.arange(n)[:, None], (n, width))
         out[rows[valid], dest[valid]] = codes[valid]
         return {"codes": out}
-
-    def make_batch(
-        self,
-        fields: dict[str, Tensor],
-        y: Tensor,
-        view: Tensor,
-        train: bool,
-        generator: torch.Generator | None = None,
-    ) -> dict[str, Tensor]:
-        return {"x": one_hot(fields["codes"], self.n_value), "y": y}
-
-    def reverse_complement(self, x: Tensor) -> Tensor:
-        """Both strands of the encoding (the read then starts at position 0; used only for averaging)."""
-        return reverse_complement_onehot(x)
