@@ -219,6 +219,26 @@ def test_epoch_sampler_is_a_function_of_seed_and_epoch() -> None:
     assert len(items) == 8 and len(set(items)) == 8
 
 
+def test_epoch_sampler_makes_each_permutation_once_and_as_before() -> None:
+    """One permutation per pass (not per step: on 12M items it takes a second), equal to ``permutation(n)``."""
+    s = EpochBatchSampler(1000, 10, True, seed=3, steps_per_epoch=150)
+    requests = list(s)  # 150 steps of 10 span two passes of 100 batches
+    for pass_index, first_step in ((0, 0), (1, 100)):
+        expected = np.random.default_rng([3, pass_index]).permutation(1000)
+        np.testing.assert_array_equal(requests[first_step].indices, expected[:10])
+    made = []
+    original = s._permutation.__func__
+
+    def counting(self, pass_index: int) -> np.ndarray:
+        made.append(pass_index) if self._pass is None or self._pass[0] != pass_index else None
+        return original(self, pass_index)
+
+    s._permutation = counting.__get__(s)
+    s.set_epoch(1)
+    list(s)
+    assert made == [2] and s._pass[1].dtype == np.int32  # pass 1 was made in epoch 0 and is kept
+
+
 def test_eval_sampler_covers_every_item_once_in_order() -> None:
     s = EpochBatchSampler(10, 4, False)
     assert [i for r in s for i in r.indices.tolist()] == list(range(10))

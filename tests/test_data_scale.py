@@ -8,6 +8,7 @@ spans many blocks (the block size is shrunk so that small files have many).
 from __future__ import annotations
 
 import gzip
+import logging
 import multiprocessing
 import os
 from pathlib import Path
@@ -16,15 +17,17 @@ import numpy as np
 import pytest
 
 from src.datamodules import dream_text
-from src.datamodules.cache import default_cache_dir, is_mapped, release_pages, verify
-from src.datamodules.datamodule import PrixFixeDataModule
+from src.datamodules.cache import default_cache_dir, verify
+from src.datamodules.datamodule import PrixFixeDataModule, report_all_n
 from src.datamodules.encoding import encode_array
+from src.datamodules.mapping import is_mapped, release_pages
 from src.datamodules.processing.autosome import AutosomeProcessing
 from src.datamodules.processing.bhi import BhiProcessing
 from src.datamodules.processing.onehot import OneHotProcessing
 from src.datamodules.processing.unlockdna import UnlockdnaProcessing
 from src.datamodules.readers import read_dream, read_dream_lines, read_sequences
 from src.datamodules.split import assign_folds
+from src.datamodules.store import SequenceStore, all_n_rows
 from src.errors import DataError
 
 LEFT, RIGHT = "TGCATTTTTTTCACATC", "GGTTACGGCTGTT"
@@ -317,6 +320,42 @@ def test_warm_read_maps_instead_of_parsing(tmp_path: Path, monkeypatch: pytest.M
     before = np.array(records.targets)
     release_pages(records.targets)  # dropping the resident pages keeps the data
     np.testing.assert_array_equal(records.targets, before)
+
+
+def test_all_n_reads_found_when_the_entry_is_built_equal_a_scan(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    """The cache records the all-N reads once; a warm run warns about the same lines without scanning the codes."""
+    lines = dream_text_lines(400, seed=12)
+    for i in (3, 150, 151, 399):
+        lines[i] = ("n" if i == 150 else "N") * (90 + i % 7) + "\t5"
+    path = write(tmp_path / "train.txt", lines)
+    fresh = read_dream(path)
+    np.testing.assert_array_equal(all_n_rows(fresh.store), [3, 150, 151, 399])
+    built = read_dream(path, cache=True, cache_dir=tmp_path / "c")
+    assert built.all_n is not None and built.all_n[0] == 4
+    np.testing.assert_array_equal(built.all_n[1], [3, 150, 151, 399])
+
+    def no_scan(*args, **kwargs):
+        raise AssertionError("a cached entry must not scan its codes for all-N reads again")
+
+    monkeypatch.setattr("src.datamodules.datamodule.all_n_rows", no_scan)
+    with caplog.at_level(logging.WARNING, logger="src.datamodules.datamodule"):
+        warm = read_dream(path, cache=True, cache_dir=tmp_path / "c")
+        assert report_all_n(warm, warm.store, shown=2) == 4
+    warned = [r.getMessage() for r in caplog.records if "only N" in r.getMessage()]
+    assert warned == [
+        f"{path}:4: read of 93 nt is only N (no sequence information)",
+        f"{path}:151: read of 93 nt is only N (no sequence information)",
+        f"{path}: 4 reads in all are only N",
+    ]
+
+
+def test_all_n_rows_handles_empty_rows_and_chunk_edges() -> None:
+    codes, lengths = encode_array(["NNN", "", "ACN", "N", "", "NN"])
+    store = SequenceStore.from_matrix(codes, lengths)
+    for chunk in (1, 2, 4, 100):
+        np.testing.assert_array_equal(all_n_rows(store, chunk=chunk), [0, 3, 5])
 
 
 def test_evaluation_reads_gzip_test_folders_and_predictions(tmp_path: Path) -> None:

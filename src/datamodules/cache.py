@@ -33,7 +33,7 @@ from src.datamodules.dream_text import ARRAYS
 
 log = logging.getLogger(__name__)
 
-FORMAT = 1  # bump when the layout or the parsing rules change
+FORMAT = 2  # bump when the layout or the parsing rules change
 _READ = 1 << 23
 
 
@@ -103,31 +103,6 @@ def map_arrays(entry: Path, meta: dict[str, Any]) -> dict[str, np.ndarray]:
     return out
 
 
-def _mapping(arr: np.ndarray) -> mmap.mmap | None:
-    base: Any = arr
-    while isinstance(base, np.ndarray):
-        base = base.base
-    if isinstance(base, memoryview):
-        base = base.obj
-    return base if isinstance(base, mmap.mmap) else None
-
-
-def is_mapped(arr: np.ndarray) -> bool:
-    """Whether ``arr`` lies in a memory-mapped file."""
-    return _mapping(arr) is not None
-
-
-def release_pages(arr: np.ndarray) -> None:
-    """Drop the resident pages of a memory-mapped array from this process (no-op otherwise).
-
-    The data stays in the file and the page cache; a later access maps the pages again. Used after
-    a one-off pass over a whole array (folds from hashes, a split's targets) so they do not stay in RSS.
-    """
-    pages = _mapping(arr)
-    if pages is not None and hasattr(pages, "madvise"):
-        pages.madvise(mmap.MADV_DONTNEED)
-
-
 @contextlib.contextmanager
 def _locked(lock_path: Path) -> Iterator[None]:
     try:
@@ -171,7 +146,10 @@ def cached(
     build: Builder,
     cache_dir: str | Path | None = None,
 ) -> tuple[dict[str, Any], dict[str, np.ndarray]]:
-    """The entry of ``source`` read by ``reader`` with ``settings``: mapped if valid, else built first."""
+    """The entry of ``source`` read by ``reader`` with ``settings``: mapped if valid, else built first.
+
+    Returns the entry's metadata, with ``entry`` (its folder) added, and its mapped arrays.
+    """
     root = Path(cache_dir).expanduser() if cache_dir else default_cache_dir()
     root.mkdir(parents=True, exist_ok=True)
     key = entry_key(file_identity(source), {"reader": reader, **settings})
@@ -195,7 +173,7 @@ def cached(
                 log.info("cached %s as %s", source, entry)
     else:
         log.info("%s: using the cache entry %s", source, entry)
-    return meta, map_arrays(entry, meta)
+    return {**meta, "entry": str(entry)}, map_arrays(entry, meta)
 
 
 def uncached(build: Builder) -> tuple[dict[str, Any], dict[str, np.ndarray]]:

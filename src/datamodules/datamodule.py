@@ -28,12 +28,11 @@ import torch
 from torch import Tensor
 from torch.utils.data import DataLoader, Dataset, Sampler
 
-from src.datamodules.cache import release_pages
-from src.datamodules.encoding import N
+from src.datamodules.mapping import release_pages
 from src.datamodules.processing.base import Processing
 from src.datamodules.readers import Records, report_duplicates
 from src.datamodules.splits import SPLITS, SplitData, check_sizes, column_assignment, fold_assignment, resolve_mode
-from src.datamodules.store import SequenceStore
+from src.datamodules.store import SequenceStore, all_n_rows
 from src.errors import ConfigError, DataError, LengthPolicyError
 
 log = logging.getLogger(__name__)
@@ -88,6 +87,7 @@ class EpochBatchSampler(Sampler[BatchRequest]):
             per_rank = math.ceil(n_items / world_size)  # padded so that every rank runs as many batches
             self.steps = math.ceil(per_rank / self.batch_size)
         self.epoch = 0
+        self._pass: tuple[int, np.ndarray] | None = None  # the permutation in use, kept for its pass
 
     def set_epoch(self, epoch: int) -> None:
         self.epoch = int(epoch)
@@ -96,7 +96,17 @@ class EpochBatchSampler(Sampler[BatchRequest]):
         return self.steps
 
     def _permutation(self, pass_index: int) -> np.ndarray:
-        return np.random.default_rng([self.seed, pass_index]).permutation(self.n_items)
+        """``perm(seed, pass)``, made once per pass (on 12M items a permutation takes about a second).
+
+        Shuffled as int32 when the items allow it (half the memory): the shuffle draws the same
+        random numbers whatever the dtype, so the order equals ``permutation(n_items)``.
+        """
+        if self._pass is None or self._pass[0] != pass_index:
+            items = np.arange(self.n_items, dtype=np.int32 if self.n_items < 2**31 else np.int64)
+            self._pass = None  # drop the previous pass's permutation before making the next
+            np.random.default_rng([self.seed, pass_index]).shuffle(items)
+            self._pass = (pass_index, items)
+        return self._pass[1]
 
     def __iter__(self) -> Iterator[BatchRequest]:
         if not self.shuffle:
@@ -115,6 +125,11 @@ class EpochBatchSampler(Sampler[BatchRequest]):
             perm = self._permutation(pass_index)
             idx = perm[within * self.batch_size : (within + 1) * self.batch_size]
             yield BatchRequest(idx, _batch_seed(self.seed, self.epoch, step * self.world_size + self.rank))
+
+
+def row_index(mask: np.ndarray) -> np.ndarray:
+    """The rows where ``mask`` is true, as int32 when the store allows it (half the memory of int64)."""
+    return np.flatnonzero(mask).astype(np.int32 if len(mask) < 2**31 else np.int64)
 
 
 def folds_of(hashes: np.ndarray, n_folds: int, chunk: int = 1 << 20) -> np.ndarray:
@@ -168,23 +183,24 @@ class EncodedDataset(Dataset):
         return self.processing.make_batch(fields, self.targets[seq], view, self.train, generator)
 
 
-def report_all_n(store: SequenceStore, path: str, lines: np.ndarray, shown: int = 5) -> int:
-    """Warn, with its line, about each read made only of N (the first ``shown``, then a count); returns the count."""
-    n_count = np.zeros(len(store), dtype=np.int64)
-    chunk = 1 << 16  # rows per step: bounds the comparison array on the full challenge set
-    for lo in range(0, len(store), chunk):
-        hi = min(lo + chunk, len(store))
-        start, stop = int(store.offsets[lo]), int(store.offsets[hi - 1] + store.lengths[hi - 1])
-        is_n = (store.codes[start:stop] == N).astype(np.int64)
-        n_count[lo:hi] = np.add.reduceat(is_n, store.offsets[lo:hi] - start) if stop > start else 0
-        release_pages(store.codes)  # a one-off pass: keep one chunk of the mapped codes resident, not all of them
-    rows = np.flatnonzero((n_count == store.lengths) & (store.lengths > 0))
+def report_all_n(records: Records, store: SequenceStore, shown: int = 5) -> int:
+    """Warn, with its line, about each read made only of N (the first ``shown``, then a count); returns the count.
+
+    A cached DREAM file found these rows when its entry was built (``records.all_n``); other sources
+    are scanned here.
+    """
+    if records.all_n is not None:
+        count, rows = records.all_n
+    else:
+        rows = all_n_rows(store)
+        count = rows.size
     for row in rows[:shown]:
         length = int(store.lengths[row])
-        log.warning("%s:%d: read of %d nt is only N (no sequence information)", path, int(lines[row]), length)
-    if rows.size > shown:
-        log.warning("%s: %d reads in all are only N", path, rows.size)
-    return int(rows.size)
+        line = int(records.lines[row])
+        log.warning("%s:%d: read of %d nt is only N (no sequence information)", records.path, line, length)
+    if count > shown:
+        log.warning("%s: %d reads in all are only N", records.path, count)
+    return int(count)
 
 
 def _identity(batch: dict[str, Tensor]) -> dict[str, Tensor]:
@@ -246,7 +262,7 @@ class PrixFixeDataModule(L.LightningDataModule):
         """The records' code store and the rows the length policy keeps (duplicates and all-N reads reported)."""
         report_duplicates(records)
         store = records.store if records.store is not None else SequenceStore.from_sequences(records.sequences)
-        report_all_n(store, records.path, records.lines)
+        report_all_n(records, store)
         return store, self._check_lengths(records, store)
 
     def _assign(self, records: Records, store: SequenceStore) -> np.ndarray:
@@ -275,14 +291,14 @@ class PrixFixeDataModule(L.LightningDataModule):
         if isinstance(data, dict):
             for name, records in data.items():
                 stores[name], keep = self._store(records)
-                self.parts[name] = (records, np.flatnonzero(keep))
+                self.parts[name] = (records, row_index(keep))
         else:
             store, keep = self._store(data)
             which = self._assign(data, store)
             for index, name in enumerate(SPLITS):
                 if ((which == index) & keep).any():
                     stores[name] = store
-                    self.parts[name] = (data, np.flatnonzero((which == index) & keep))
+                    self.parts[name] = (data, row_index((which == index) & keep))
         first = next(iter(self.parts.values()))[0]
         check_sizes({k: len(rows) for k, (_, rows) in self.parts.items()}, self.split_form, first.path)
         records, val_rows = self.parts["val"]

@@ -23,15 +23,16 @@ from typing import Any
 
 import numpy as np
 
-from src.datamodules.cache import cached, uncached
+from src.datamodules.cache import cached, map_arrays, uncached
 from src.datamodules.dream_text import Fallback, check_file, read_bytes, scan_dream
 from src.datamodules.encoding import encode_array, find_invalid
-from src.datamodules.store import SequenceStore, StoredSequences, duplicate_counts
+from src.datamodules.store import SequenceStore, StoredSequences, all_n_rows, duplicate_counts
 from src.errors import DataError
 
 log = logging.getLogger(__name__)
 
 ALLOWED = "ACGTN"
+ALL_N_ROWS_KEPT = 100  # rows of all-N reads a cache entry records (their lines are warned about; the rest counted)
 
 
 @dataclass
@@ -49,6 +50,7 @@ class Records:
     duplicates: tuple[int, int, int] | None = None  # see store.duplicate_counts
     split_labels: list[str] | None = None  # raw values of the split column (``set``), when read
     folds: np.ndarray | None = None  # int64 (N,): the fold column (lentiMPRA), when read
+    all_n: tuple[int, np.ndarray] | None = None  # (count, first rows) of all-N reads, when the reader found them
 
     def __len__(self) -> int:
         return len(self.sequences)
@@ -226,13 +228,19 @@ def read_dream_arrays(path: str | Path, cache: bool = False, cache_dir: str | Pa
             "targets": [n, 1],
             "lines": [n],
         }
+        # all-N reads are found once, here, so that runs on the cached entry do not scan every letter again
+        arrays = map_arrays(folder, summary)
+        rows = all_n_rows(SequenceStore(arrays["codes"], arrays["offsets"], arrays["lengths"], arrays["hashes"]))
+        summary["all_n"] = [int(rows.size), rows[:ALL_N_ROWS_KEPT].tolist()]
         return summary
 
     if cache:
         meta, arrays = cached(path, "dream", {"targets_optional": False}, build, cache_dir)
     else:
         meta, arrays = uncached(build)
-    store = SequenceStore(arrays["codes"], arrays["offsets"], arrays["lengths"], arrays["hashes"])
+    # rows are read from the entry's codes file (the uncached build's folder is gone: its map serves them)
+    codes_path = Path(meta["entry"]) / "codes.bin" if cache else None
+    store = SequenceStore(arrays["codes"], arrays["offsets"], arrays["lengths"], arrays["hashes"], codes_path)
     lengths = np.asarray(meta["length_first"], dtype=np.int64).reshape(-1, 2)
     return Records(
         StoredSequences(store),
@@ -242,6 +250,7 @@ def read_dream_arrays(path: str | Path, cache: bool = False, cache_dir: str | Pa
         store=store,
         length_first=(lengths[:, 0], lengths[:, 1]),
         duplicates=tuple(meta["duplicates"]),
+        all_n=(int(meta["all_n"][0]), np.asarray(meta["all_n"][1], dtype=np.int64)),
     )
 
 
