@@ -13,9 +13,16 @@ combination: mean Pearson per precision, bf16 - fp32, statuses) and
 ``precision_<tag>_diff.png`` (heatmap of the difference; collapsed, failed, rejected and
 not-run cells marked). The table goes to stdout; the last line is the headline.
 
+Besides the fixed tolerance (``--tolerance``, 0.03), each combination is judged against its
+own seed noise: the difference of the two means is "within noise" when it is at most twice
+its standard error (from the spread over seeds in each precision), so a combination whose
+models are still far from converged is not blamed on bf16 for differences that a change of
+seed makes as well.
+
     python bench/precision_check.py                                  # whole menu, 3 seeds, CPU
     python bench/precision_check.py --accelerator gpu --workers 4 --budget-s 400
     python bench/precision_check.py --families bhi,resnet --seeds 0 --steps 40
+    python bench/precision_check.py --combos resnet-resnet-resnet,bhi-bhi-unlockdna   # chosen combinations
     python bench/precision_check.py --smoke                          # seconds: the test's run
 
 ``--budget-s`` stops starting runs when the next one would not finish in time (seeds run
@@ -143,6 +150,22 @@ def _finite(value: Any) -> float | None:
     return float(value) if isinstance(value, int | float) and math.isfinite(value) else None
 
 
+def _sd(values: Sequence[float]) -> float | None:
+    """Sample standard deviation (None below two values)."""
+    if len(values) < 2:
+        return None
+    mean = sum(values) / len(values)
+    return math.sqrt(sum((v - mean) ** 2 for v in values) / (len(values) - 1))
+
+
+def _noise(row: dict[str, Any]) -> float | None:
+    """Twice the standard error of (bf16 mean - fp32 mean) from the seed spread in each precision."""
+    parts = [(row[f"{k}_sd"], row[f"{k}_n"]) for k in ("fp32", "bf16")]
+    if any(sd is None for sd, _ in parts):
+        return None
+    return 2.0 * math.sqrt(sum(sd**2 / n for sd, n in parts))
+
+
 def combination_rows(runs: Sequence[dict[str, Any]], tolerance: float) -> list[dict[str, Any]]:
     """One row per combination: mean Pearson per precision over ok seeds, the difference, statuses."""
     from src.sweep.summarize import cell_outcome
@@ -162,6 +185,7 @@ def combination_rows(runs: Sequence[dict[str, Any]], tolerance: float) -> list[d
             key = "fp32" if precision == "32-true" else "bf16"
             row[f"{key}_pearson"] = mean
             row[f"{key}_n"] = len(values)
+            row[f"{key}_sd"] = _sd(values)
             row[f"{key}_status"] = ", ".join(
                 f"{sum(r['status'] == s for r in done)} {s}"
                 for s in ("ok", "collapsed", "diverged", "failed", "rejected")
@@ -170,6 +194,8 @@ def combination_rows(runs: Sequence[dict[str, Any]], tolerance: float) -> list[d
         fp32, bf16 = means["32-true"], means["bf16-mixed"]
         row["diff"] = None if fp32 is None or bf16 is None else bf16 - fp32
         row["within"] = None if row["diff"] is None else abs(row["diff"]) <= tolerance
+        row["noise"] = _noise(row)
+        row["within_noise"] = None if row["diff"] is None or row["noise"] is None else abs(row["diff"]) <= row["noise"]
         statuses = [r["status"] for done in per_precision.values() for r in done]
         row["outcome"] = "ok" if row["diff"] is not None else cell_outcome(s for s in statuses if s != "ok")
         errors = [r.get("error") for done in per_precision.values() for r in done if r.get("error")]
@@ -188,15 +214,29 @@ def _fmt(value: Any, digits: int = 3) -> str:
     return str(value)
 
 
-COLUMNS = ("first", "core", "final", "fp32_pearson", "bf16_pearson", "diff", "within", "fp32_status", "bf16_status")
+COLUMNS = (
+    "first",
+    "core",
+    "final",
+    "fp32_pearson",
+    "bf16_pearson",
+    "diff",
+    "within",
+    "noise",
+    "within_noise",
+    "fp32_status",
+    "bf16_status",
+)
 
 
 def markdown_table(rows: Sequence[dict[str, Any]], tolerance: float) -> str:
-    header = [*COLUMNS[:3], "fp32 r", "bf16 r", "bf16 - fp32", f"within {tolerance}", "fp32 runs", "bf16 runs"]
+    header = [*COLUMNS[:3], "fp32 r", "bf16 r", "bf16 - fp32", f"within {tolerance}", "2 SE (seeds)", "within noise"]
+    header += ["fp32 runs", "bf16 runs"]
     lines = ["| " + " | ".join(header) + " |", "|" + "|".join("---" for _ in header) + "|"]
     for r in rows:
         cells = [r["first"], r["core"], r["final"], _fmt(r["fp32_pearson"]), _fmt(r["bf16_pearson"])]
-        cells += [_fmt(r["diff"], 4), _fmt(r["within"]), r["fp32_status"] or "-", r["bf16_status"] or "-"]
+        cells += [_fmt(r["diff"], 4), _fmt(r["within"]), _fmt(r["noise"]), _fmt(r["within_noise"])]
+        cells += [r["fp32_status"] or "-", r["bf16_status"] or "-"]
         lines.append("| " + " | ".join(cells) + " |")
     return "\n".join(lines) + "\n"
 
@@ -236,6 +276,9 @@ def headline(rows: Sequence[dict[str, Any]], runs: Sequence[dict[str, Any]], tol
     worst = max(compared, key=lambda r: abs(r["diff"]), default=None)
     collapsed = {p: sum(r["status"] == "collapsed" for r in runs if r["precision"] == p) for p in PRECISIONS}
     text = f"precision check: {within}/{len(compared)} combinations within {tolerance} (bf16-mixed vs 32-true, mean r)"
+    judged = [r for r in compared if r["within_noise"] is not None]
+    if judged:
+        text += f", {sum(bool(r['within_noise']) for r in judged)}/{len(judged)} within seed noise"
     if worst is not None:
         text += f"; worst {worst['first']}-{worst['core']}-{worst['final']} {worst['diff']:+.3f}"
     text += f"; collapsed runs fp32 {collapsed['32-true']}, bf16 {collapsed['bf16-mixed']}"
@@ -247,6 +290,9 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     p.add_argument("--families", default="all", help="comma-separated families for every group (default: all)")
     for group in GROUPS:
         p.add_argument(f"--{group}", default=None, help=f"families of the {group} group only (default: --families)")
+    p.add_argument(
+        "--combos", default=None, help="comma-separated first-core-final combinations (instead of a product)"
+    )
     p.add_argument("--seeds", default="0,1,2", help="comma-separated seeds (default 0,1,2)")
     p.add_argument("--steps", type=int, default=60, help="optimizer steps per run (default 60)")
     p.add_argument("--batch-size", type=int, default=128)
@@ -301,7 +347,17 @@ def main(argv: Sequence[str] | None = None) -> int:
         "overrides": list(args.override),
         "scratch": str(scratch),
     }
-    combos = list(itertools.product(families["first"], families["core"], families["final"]))
+    if args.combos:
+        combos = []
+        for text in (c.strip() for c in args.combos.split(",") if c.strip()):
+            parts = tuple(text.split("-"))
+            if len(parts) != 3 or any(f not in menu()[g] for g, f in zip(GROUPS, parts, strict=False)):
+                print(f"error: --combos: {text!r} is not first-core-final (families of conf/first, core, final)")
+                return 2
+            combos.append(parts)
+        families = {g: sorted({c[i] for c in combos}) for i, g in enumerate(GROUPS)}
+    else:
+        combos = list(itertools.product(families["first"], families["core"], families["final"]))
     # seed-major, both precisions of a combination back to back: a budget cut leaves balanced pairs
     jobs = [
         {**common, "first": f, "core": c, "final": h, "seed": s, "precision": p}

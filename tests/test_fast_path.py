@@ -11,6 +11,7 @@ on this fixture: loss <= 0.5 %, predictions <= 0.12 sd + 0.4 % of the magnitude,
 
 from __future__ import annotations
 
+import json
 import logging
 import math
 import re
@@ -204,3 +205,18 @@ def test_train_throughput_smoke_mode(dream_sample, tmp_path, monkeypatch, capsys
     assert any(line.startswith("predict fast ") for line in lines)
     (result,) = tmp_path.glob("train_throughput-*-dream_cnn-cpu-b8-smoke.json")
     assert result.stat().st_size > 0
+
+
+def test_gpu_step_profile_smoke_mode(dream_sample, tmp_path, capsys) -> None:
+    """The GPU step profile's CPU smoke run: a timed eager step, an operator table, JSON and the headline."""
+    sys.path.insert(0, str(ROOT / "bench"))
+    import gpu_step_profile
+
+    assert gpu_step_profile.main(["--smoke", "--data", str(dream_sample), "--out", str(tmp_path)]) == 0
+    lines = capsys.readouterr().out.strip().splitlines()
+    assert re.fullmatch(
+        r"dream_cnn batch=8 on cpu: eager \d+\.\d ms/step \(80 x 1,000 steps ~ \d+ min, steps only\)", lines[-1]
+    )
+    assert any(line.startswith("| aten::") for line in lines)
+    payload = json.loads((tmp_path / "gpu_step_profile-dream_cnn-b8.json").read_text())
+    assert [f["form"] for f in payload["forms"]] == ["eager"] and payload["top_operators"]

@@ -71,3 +71,22 @@ def test_collapsed_runs_are_written_with_null_pearson(check, tmp_path: Path, mon
     assert [r["metrics"]["val/pearson"] for r in payload["runs"]] == [None, None]
     (row,) = payload["rows"]
     assert row["diff"] is None and row["outcome"] == "collapsed" and row["fp32_status"] == "1 collapsed"
+
+
+def test_combos_pick_combinations_and_noise_is_judged(check, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """--combos runs only the named triples; the difference is judged against twice its seed standard error."""
+    values = {"32-true": [0.50, 0.52, 0.54], "bf16-mixed": [0.55, 0.57, 0.59]}  # +0.05, seed SD 0.02
+
+    def fake(job):
+        keys = ("first", "core", "final", "seed", "precision")
+        r = values[job["precision"]][job["seed"]]
+        return {k: job[k] for k in keys} | {"status": "ok", "metrics": {"val/pearson": r}, "seconds": 0.1}
+
+    monkeypatch.setattr(check, "run_one", fake)
+    args = ["--combos", "bhi-resnet-autosome", "--seeds", "0,1,2", "--out", str(tmp_path), "--tag", "c"]
+    assert check.main(args) == 0
+    (row,) = json.loads((tmp_path / "precision_c.json").read_text())["rows"]
+    assert (row["first"], row["core"], row["final"]) == ("bhi", "resnet", "autosome")
+    assert row["diff"] == pytest.approx(0.05) and row["within"] is False
+    assert row["noise"] == pytest.approx(2 * (2 * 0.02**2 / 3) ** 0.5) and row["within_noise"] is False
+    assert check.main(["--combos", "bhi-resnet", "--out", str(tmp_path)]) == 2
