@@ -271,7 +271,9 @@ def train(cfg: DictConfig) -> dict[str, Any]:
         raise interrupted
     if summary["status"] == "collapsed":
         log.warning(
-            "collapsed: the last validation predicted a constant (Pearson undefined); %s has status collapsed",
+            "collapsed: the last validation predicted a constant (Pearson undefined); %s has status collapsed "
+            "(at the shared peak learning rate of 0.005 this happens in fp32 too for core=bhi and sysu blocks: "
+            "a lower recipe.lr, such as the team's own, makes them learn)",
             run_dir / "metrics.json",
         )
     if error is not None:
