@@ -44,6 +44,7 @@ from src.checkpoint import (
     resolve_ckpt_path,
     transfer_from_checkpoint,
 )
+from src.compilation import compile_backend, compile_network
 from src.datamodules.datamodule import PrixFixeDataModule
 from src.errors import ConfigError, DivergedError
 from src.evaluation import TestSuite, load_test_suite
@@ -158,6 +159,7 @@ def _metrics_dict(trainer: L.Trainer) -> dict[str, float]:
 def train(cfg: DictConfig) -> dict[str, Any]:
     """Run one training job; returns a summary dict (also written to ``metrics.json``)."""
     validate_config(cfg)
+    compile_backend(cfg.get("compile"))  # a bad value fails before anything is read
     torch.set_float32_matmul_precision(cfg.get("matmul_precision", "high"))
     L.seed_everything(int(cfg.seed), workers=True, verbose=False)
     started = time.time()
@@ -203,6 +205,7 @@ def train(cfg: DictConfig) -> dict[str, Any]:
     module.objective.fit(datamodule.train_targets)
 
     apply_precision_fallback(cfg)  # trainer=cpu_fast without native bf16: 32-true, warned (and in config.yaml)
+    compile_network(module, cfg.get("compile"))  # after any weights are loaded; state-dict keys are unchanged
     run_dir.mkdir(parents=True, exist_ok=True)
     atomic_write_text(run_dir / "config.yaml", OmegaConf.to_yaml(cfg, resolve=True))
 
