@@ -252,15 +252,18 @@ def main() -> None:
             f"(load {load[0]:.1f})"
         )
         return
-    header = f"{'processing':<10} {'mode':<5} {'wall s':>7} {'imports s':>9} {'setup s':>8} {'peak RSS MB':>11}"
-    header += f" {'B/read':>7}"
+    # "to batch s": process start to the first batch (imports included); "process s" adds the exit and, for the
+    # case that times it, the validation pass
+    header = f"{'processing':<10} {'mode':<5} {'to batch s':>10} {'imports s':>9} {'setup s':>8} {'process s':>9}"
+    header += f" {'peak RSS MB':>11} {'B/read':>7}"
     print(f"{args.path} ({rows[0]['n']:,} reads), experiment={args.experiment}, batch {args.batch_size}")
     print(f"load average at start: {load[0]:.2f} {load[1]:.2f} {load[2]:.2f} on {os.cpu_count()} CPUs")
     print(header)
     for r in rows:
         print(
-            f"{r['processing']:<10} {r['mode']:<5} {r['process_wall_s']:>7.1f} {r['imports_s']:>9.1f} "
-            f"{r['setup_s']:>8.1f} {r['peak_rss_mb']:>11.0f} {r['private_bytes_per_read']:>7.1f}"
+            f"{r['processing']:<10} {r['mode']:<5} {r['first_batch_s']:>10.1f} {r['imports_s']:>9.1f} "
+            f"{r['setup_s']:>8.1f} {r['process_wall_s']:>9.1f} {r['peak_rss_mb']:>11.0f} "
+            f"{r['private_bytes_per_read']:>7.1f}"
         )
     val = next((r for r in rows if "val_pass_s" in r), None)
     if val:
@@ -284,8 +287,8 @@ def main() -> None:
     cold = [r for r in rows if r["mode"] == "cold"]
     warm = [r for r in rows if r["mode"] == "warm"]
     print(
-        f"headline: {rows[0]['n']:,} reads to the first batch: cold <= {max(r['process_wall_s'] for r in cold):.1f} s "
-        f"/ {max(r['peak_rss_mb'] for r in cold):.0f} MB, warm <= {max(r['process_wall_s'] for r in warm):.1f} s "
+        f"headline: {rows[0]['n']:,} reads to the first batch: cold <= {max(r['first_batch_s'] for r in cold):.1f} s "
+        f"/ {max(r['peak_rss_mb'] for r in cold):.0f} MB, warm <= {max(r['first_batch_s'] for r in warm):.1f} s "
         f"/ {max(r['peak_rss_mb'] for r in warm):.0f} MB (load {load[0]:.1f})"
     )
 
