@@ -276,10 +276,9 @@ def predict_throughput(args: argparse.Namespace, overrides: list[str]) -> dict[s
                 out.append(pred.float().cpu())
         return torch.cat(out)
 
-    def fast() -> torch.Tensor:
-        return torch.from_numpy(
-            predict_sequences(module, sequences, batch_size=batch_size, device=args.device, progress=False)
-        )
+    def fast() -> torch.Tensor:  # what predict.py and evaluate.py run by default: precision=auto
+        preds = predict_sequences(module, sequences, batch_size, device=args.device, progress=False, precision="auto")
+        return torch.from_numpy(preds)
 
     def fast_fp32() -> torch.Tensor:
         preds = predict_sequences(module, sequences, batch_size, device=args.device, progress=False, precision="32")
