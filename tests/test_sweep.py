@@ -519,3 +519,19 @@ def test_two_launches_of_one_sweep_run_every_job_once(tiny_conf, tmp_path):
     lines = [out.strip().splitlines()[-1] for out in outputs]
     ran = [int(line.split(" ok")[0].rpartition(" ")[2]) if " ok" in line else 0 for line in lines]
     assert sum(ran) == 3 and all(line.startswith("3 jobs: ") for line in lines), lines
+
+
+def test_launch_exit_status_counts_failures_and_all_rejected(tmp_path: Path) -> None:
+    """A launch fails when a job failed or diverged, or when every job was rejected (nothing trained)."""
+    from src.sweep.outcomes import LAUNCHES_DIR, launch_summary
+
+    def summary(outcomes: list[str]) -> tuple[str, int]:
+        folder = tmp_path / str(len(list(tmp_path.iterdir())))
+        (folder / LAUNCHES_DIR).mkdir(parents=True)
+        lines = [json.dumps({"key": f"job{i}", "outcome": o}) for i, o in enumerate(outcomes)]
+        (folder / LAUNCHES_DIR / "l.jsonl").write_text("\n".join(lines) + "\n")
+        return launch_summary(folder, "l")
+
+    assert summary(["ok", "rejected"]) == ("2 jobs: 1 ok, 1 rejected", 0)
+    assert summary(["rejected", "rejected"]) == ("2 jobs: 2 rejected", 1)
+    assert summary(["ok", "diverged"])[1] == 1 and summary(["skipped"]) == ("1 job: 1 skipped (already ok)", 0)

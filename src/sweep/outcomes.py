@@ -4,7 +4,8 @@
 processes inherit (basic launcher, joblib workers, SLURM tasks exported with the environment); each
 job appends its outcome to ``<sweep_dir>/launches/<launch id>.jsonl`` (:func:`note_outcome`);
 :func:`launch_summary` turns those lines into the one-line summary, e.g.
-``8 jobs: 6 ok, 1 failed, 1 rejected``, and the exit status (1 when a job failed or diverged).
+``8 jobs: 6 ok, 1 failed, 1 rejected``, and the exit status (1 when a job failed or diverged, or when
+every job was rejected: a sweep that trained nothing did not succeed).
 """
 
 from __future__ import annotations
@@ -65,4 +66,5 @@ def launch_summary(sweep_dir: Path, launch: str) -> tuple[str, int]:
     parts = [f"{counts[o]} {labels.get(o, o)}" for o in OUTCOMES if counts[o]]
     n = len(latest)
     line = f"{n} job{'s' if n != 1 else ''}: " + (", ".join(parts) if parts else "none ran")
-    return line, 1 if any(counts[o] for o in FAILING) else 0
+    nothing_trained = n > 0 and counts["rejected"] == n
+    return line, 1 if any(counts[o] for o in FAILING) or nothing_trained else 0
