@@ -379,3 +379,19 @@ def test_evaluation_reads_gzip_test_folders_and_predictions(tmp_path: Path) -> N
     predictions = tmp_path / "pred.tsv.gz"
     predictions.write_bytes(gzip.compress("".join(f"{i * 0.5}\n" for i in range(len(plain.sequences))).encode()))
     np.testing.assert_array_equal(read_prediction_file(predictions, plain), np.arange(len(plain.sequences)) * 0.5)
+
+
+def test_cached_rows_are_read_from_the_file_and_survive_pickling(tmp_path: Path) -> None:
+    """A cached store reads its rows from codes.bin (same rows as a fresh parse); a pickled copy reopens the file."""
+    import pickle
+
+    path = write(tmp_path / "train.txt", dream_text_lines(500, seed=13))
+    cached = read_dream(path, cache=True, cache_dir=tmp_path / "c").store
+    fresh = read_dream(path).store
+    assert cached.codes_path is not None and cached.codes_path.name == "codes.bin" and fresh.codes_path is None
+    for index in (np.array([499, 3, 3, 250]), np.arange(100, 164)):  # random rows, then consecutive ones
+        for a, b in zip(cached.rows(index), fresh.rows(index), strict=True):
+            np.testing.assert_array_equal(a, b)
+    copy = pickle.loads(pickle.dumps(cached))
+    assert copy._fd is None
+    np.testing.assert_array_equal(copy.rows(np.array([7, 8]))[0], fresh.rows(np.array([7, 8]))[0])

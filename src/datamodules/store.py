@@ -42,6 +42,10 @@ class SequenceStore:
     def __len__(self) -> int:
         return len(self.lengths)
 
+    def __getstate__(self) -> dict:
+        # a copy in another process (a spawned loader worker) opens the codes file itself
+        return {**self.__dict__, "_fd": None}
+
     @classmethod
     def from_sequences(cls, sequences: Sequence[str]) -> SequenceStore:
         """Encode in-memory (already validated) sequences."""
