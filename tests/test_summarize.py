@@ -197,3 +197,15 @@ def test_leaderboard_ranks_by_the_best_epoch_and_says_so(tmp_path: Path) -> None
     result = summarize(tmp_path / "last")
     assert [r["first"] for r in result["rows"]] == ["resnet", "autosome"]
     assert "`val/pearson` is the last epoch's value" in result["markdown"]
+
+
+def test_long_heatmap_titles_are_wrapped_to_the_figure() -> None:
+    from src.sweep.summarize import wrap_title
+
+    overrides = ", ".join(f"datamodule.option_{i}=value_{i}" for i in range(20))
+    title = f"sweep: mean val/pearson over seeds ({overrides})\nsecond line"
+    wrapped = wrap_title(title, width_inches=8.0)
+    lines = wrapped.split("\n")
+    assert len(lines) > 3 and max(len(line) for line in lines) <= 80 and lines[-1] == "second line"
+    assert wrapped.replace("\n", " ").replace("  ", " ") == title.replace("\n", " ")
+    assert wrap_title("short", 8.0) == "short"

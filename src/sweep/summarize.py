@@ -457,8 +457,16 @@ def heatmap_figure(
         legend.append(Patch(facecolor="none", edgecolor="none", label="* = some seeds not ok"))
     if legend:
         fig.legend(handles=legend, loc="outside lower center", ncol=min(len(legend), 2), fontsize=8, frameon=False)
-    fig.suptitle(title, fontsize=12)
+    fig.suptitle(wrap_title(title, fig.get_figwidth()), fontsize=12)
     return fig
+
+
+def wrap_title(title: str, width_inches: float, fontsize: float = 12.0) -> str:
+    """``title`` broken into lines that fit the figure (a long override list is wrapped, not cut off)."""
+    import textwrap
+
+    chars = max(20, int(width_inches * 72 / (0.6 * fontsize)))  # ~0.6 em per character
+    return "\n".join(textwrap.fill(line, chars) if line else line for line in title.split("\n"))
 
 
 def write_heatmaps(
