@@ -218,8 +218,6 @@ def read_dream_arrays(path: str | Path, cache: bool = False, cache_dir: str | Pa
     def build(folder: Path) -> dict[str, Any]:
         summary = scan_dream(path, folder, lambda line, number: dream_line(line, number, path))
         n = summary["n"]
-        hashes = np.fromfile(folder / "hashes.bin", dtype=np.uint64)
-        summary["duplicates"] = duplicate_counts(hashes)
         summary["shapes"] = {
             "codes": [summary["letters"]],
             "offsets": [n],
@@ -228,8 +226,9 @@ def read_dream_arrays(path: str | Path, cache: bool = False, cache_dir: str | Pa
             "targets": [n, 1],
             "lines": [n],
         }
-        # all-N reads are found once, here, so that runs on the cached entry do not scan every letter again
         arrays = map_arrays(folder, summary)
+        summary["duplicates"] = duplicate_counts(arrays["hashes"])
+        # all-N reads are found once, here, so that runs on the cached entry do not scan every letter again
         rows = all_n_rows(SequenceStore(arrays["codes"], arrays["offsets"], arrays["lengths"], arrays["hashes"]))
         summary["all_n"] = [int(rows.size), rows[:ALL_N_ROWS_KEPT].tolist()]
         return summary
