@@ -27,19 +27,14 @@ from typing import Any
 import torch
 
 ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(ROOT / "bench"))
 
-DATA = ROOT.parent / "shared" / "data" / "dream" / "train_sample.txt"
-PAPER_STEPS = 80 * 1000
-SMOKE = ["first.block.out_channels=16", "core.block.stage_widths=[8,8]", "core.block.expansion=2"]
+from train_throughput import DATA, PAPER_STEPS, SMOKE, compose, sync  # noqa: E402  (the same set-up as there)
+from train_throughput import build as build_module_and_data  # noqa: E402
 
 
 def build(args: argparse.Namespace) -> tuple[Any, dict[str, torch.Tensor]]:
     """The module on the device and one training batch of ``args.batch`` reads."""
-    from hydra import compose, initialize_config_dir
-
-    from src.train_task import build_datamodule, build_module
-
     overrides = [
         f"experiment={args.model}",
         "data=dream",
@@ -49,13 +44,8 @@ def build(args: argparse.Namespace) -> tuple[Any, dict[str, torch.Tensor]]:
         "logger=none",
         *(SMOKE if args.smoke else []),
     ]
-    with initialize_config_dir(config_dir=str(ROOT / "conf"), version_base="1.3"):
-        cfg = compose(config_name="train", overrides=overrides)
     torch.manual_seed(0)
-    module = build_module(cfg)
-    datamodule = build_datamodule(cfg, module)
-    datamodule.setup("fit")
-    module.objective.fit(datamodule.train_targets)
+    module, datamodule = build_module_and_data(compose(overrides))
     batch = next(iter(datamodule.train_dataloader()))
     module.to(args.device).train()
     return module, {k: v.to(args.device) for k, v in batch.items()}
@@ -74,11 +64,6 @@ def step_fn(module, net, optimizer, bf16: bool, device: str):
         return loss.detach()
 
     return step
-
-
-def sync(device: str) -> None:
-    if device == "cuda":
-        torch.cuda.synchronize()
 
 
 def time_steps(step, batch, warmup: int, steps: int, device: str) -> tuple[list[float], float]:

@@ -348,10 +348,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         "scratch": str(scratch),
     }
     if args.combos:
-        combos = []
+        known, combos = menu(), []
         for text in (c.strip() for c in args.combos.split(",") if c.strip()):
             parts = tuple(text.split("-"))
-            if len(parts) != 3 or any(f not in menu()[g] for g, f in zip(GROUPS, parts, strict=False)):
+            if len(parts) != 3 or any(f not in known[g] for g, f in zip(GROUPS, parts, strict=False)):
                 print(f"error: --combos: {text!r} is not first-core-final (families of conf/first, core, final)")
                 return 2
             combos.append(parts)
