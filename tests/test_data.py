@@ -230,7 +230,8 @@ def test_epoch_sampler_makes_each_permutation_once_and_as_before() -> None:
     original = s._permutation.__func__
 
     def counting(self, pass_index: int) -> np.ndarray:
-        made.append(pass_index) if self._pass is None or self._pass[0] != pass_index else None
+        if self._pass is None or self._pass[0] != pass_index:
+            made.append(pass_index)
         return original(self, pass_index)
 
     s._permutation = counting.__get__(s)
