@@ -50,6 +50,7 @@ from src.errors import ConfigError, DivergedError
 from src.evaluation import TestSuite, load_test_suite
 from src.evaluation.evaluate_model import PREDICTIONS_NPY
 from src.evaluation.prediction_file import write_predictions
+from src.host_memory import keep_freed_memory
 from src.inference import resolve_device
 from src.lit_modules.metrics import check_monitor, metric_names, monitor_of
 from src.lit_modules.prixfixe_module import PrixFixeModule, module_factory
@@ -160,6 +161,7 @@ def train(cfg: DictConfig) -> dict[str, Any]:
     """Run one training job; returns a summary dict (also written to ``metrics.json``)."""
     validate_config(cfg)
     compile_backend(cfg.get("compile"))  # a bad value fails before anything is read
+    keep_freed_memory(cfg.get("keep_freed_memory", False))  # before the first large allocation
     torch.set_float32_matmul_precision(cfg.get("matmul_precision", "high"))
     L.seed_everything(int(cfg.seed), workers=True, verbose=False)
     started = time.time()

@@ -129,7 +129,7 @@ def compose_with_cpu_fast(combos: list[tuple[str, str, str]]) -> None:
             cfg = compose("train", overrides=[f"first={first}", f"core={core}", f"final={final}", "trainer=cpu_fast"])
             assert (cfg.first.name, cfg.core.name, cfg.final.name) == (first, core, final)
             assert cfg.trainer.precision == "bf16-mixed" and cfg.trainer.accelerator == "cpu"
-            assert cfg.precision_fallback is True and cfg.nan_check_every > 1
+            assert cfg.precision_fallback is True and cfg.keep_freed_memory is True and cfg.nan_check_every > 1
 
 
 def test_cpu_fast_composes_with_the_menu_sample() -> None:
