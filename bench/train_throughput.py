@@ -12,16 +12,17 @@ and split, and the batches made exactly as ``train.py`` does; the steps then run
 ``lightning.Trainer`` (no logger, checkpoints or validation) or, with ``--bare``, through a plain PyTorch loop
 over the same module, data loader, optimizer and schedule.
 
-``--compare`` runs several configurations in one process, alternating round by round so that load from other
-processes hits them alike: fp32 (``trainer=cpu``), the preset (``--trainer``, default ``cpu_fast``) and the
-preset's bare loop; it reports the speed-up over fp32 and Lightning's overhead over the bare loop. Each
-configuration's figure is the median over rounds of (sequences / wall second) over ``--steps`` timed steps
-after one warm-up step; ``cpu seq/s`` divides by the process's CPU seconds instead, a figure that other
-processes' load moves less. ``--predict`` adds prediction throughput: the fp32 two-pass reverse-complement
-average against ``predict_sequences``'s fast path (inference mode, bf16 where native, both strands in one
-forward). ``--gpu-suite`` times DREAM-CNN/RNN/Attn at batch 1024 on CUDA with ``trainer=gpu`` (new settings)
-against ``nan_check_every=1`` (the old per-step host sync) and fp32, and estimates the paper's
-80 x 1,000-step DREAM-CNN run.
+``--compare`` runs several configurations, alternating round by round so that load from other processes hits them
+alike: fp32 (``trainer=cpu``), the preset (``--trainer``, default ``cpu_fast``) and the preset's bare loop. Each
+round runs in a fresh process, because a preset may change process-wide state (``keep_freed_memory``: the C
+library's allocator) that would otherwise carry over into the next configuration's round. It reports the speed-up
+over fp32 and Lightning's overhead over the bare loop. Each configuration's figure is the median over rounds of
+(sequences / wall second) over ``--steps`` timed steps after ``--warmup`` untimed steps; ``cpu seq/s`` divides by
+the process's CPU seconds instead, a figure that other processes' load moves less. ``--predict`` adds prediction
+throughput: the fp32 two-pass reverse-complement average against ``predict_sequences``'s fast path (inference
+mode, bf16 where native, both strands in one forward). ``--gpu-suite`` times DREAM-CNN/RNN/Attn at batch 1024 on
+CUDA with ``trainer=gpu`` (new settings) against ``nan_check_every=1`` (the old per-step host sync) and fp32, and
+estimates the paper's 80 x 1,000-step DREAM-CNN run.
 
 Prints a table, writes ``bench/results/train_throughput-<host>-<model>-<device>-b<batch>.json`` and ends
 with ``<model> <precision> batch=<N>: <X> seq/s``.
@@ -34,6 +35,7 @@ import json
 import os
 import platform
 import statistics
+import subprocess
 import sys
 import tempfile
 import time
@@ -220,10 +222,12 @@ def run_bare(cfg, module, datamodule, steps: int, warmup: int, device: str) -> S
 
 
 def prepare(config: Config, args: argparse.Namespace) -> None:
-    """Compose, apply the preset's precision fallback and build the module once per configuration."""
+    """Compose, apply the preset's process settings and precision fallback, and build the module."""
+    from src.host_memory import keep_freed_memory
     from src.precision import apply_precision_fallback
 
     cfg = compose(config.overrides)
+    keep_freed_memory(cfg.get("keep_freed_memory", False))  # process-wide: why --compare runs each round apart
     if args.device.startswith("cuda"):
         from omegaconf import open_dict
 
@@ -236,6 +240,42 @@ def prepare(config: Config, args: argparse.Namespace) -> None:
     if config.bare:
         torch.backends.cudnn.benchmark = bool(cfg.trainer.get("benchmark", False))
     config.state = {"cfg": cfg, "module": module, "datamodule": datamodule}
+
+
+ROUND_TAG = "ROUND "
+
+
+def time_round_apart(config: Config, args: argparse.Namespace) -> None:
+    """One round of ``config`` in a fresh process (``--one``): process-wide settings stay with their configuration."""
+    spec = json.dumps({"name": config.name, "overrides": config.overrides, "bare": config.bare})
+    cmd = [sys.executable, str(Path(__file__).resolve()), "--one", spec, "--batch", str(args.batch)]
+    cmd += ["--steps", str(args.steps), "--warmup", str(args.warmup), "--device", args.device]
+    if args.threads:
+        cmd += ["--threads", str(args.threads)]
+    done = subprocess.run(cmd, capture_output=True, text=True, cwd=ROOT)
+    lines = [ln for ln in done.stdout.splitlines() if ln.startswith(ROUND_TAG)]
+    if done.returncode != 0 or not lines:
+        sys.exit(f"error: the round of {config.name!r} failed (exit {done.returncode}):\n{done.stderr[-3000:]}")
+    row = json.loads(lines[-1][len(ROUND_TAG) :])
+    config.precision = row["precision"]
+    config.seq_per_s.append(row["seq_per_s"])
+    config.cpu_seq_per_s.append(row["cpu_seq_per_s"])
+    config.step_ms.append(row["step_ms"])
+
+
+def measure_one(args: argparse.Namespace) -> None:
+    """``--one``: build one configuration, time one round and print it as a ``ROUND {json}`` line."""
+    spec = json.loads(args.one)
+    config = Config(spec["name"], list(spec["overrides"]), bare=bool(spec["bare"]))
+    prepare(config, args)
+    time_round(config, args)
+    row = {
+        "precision": config.precision,
+        "seq_per_s": config.seq_per_s[0],
+        "cpu_seq_per_s": config.cpu_seq_per_s[0],
+        "step_ms": config.step_ms[0],
+    }
+    print(ROUND_TAG + json.dumps(row), flush=True)
 
 
 def time_round(config: Config, args: argparse.Namespace) -> None:
@@ -256,6 +296,7 @@ def predict_throughput(args: argparse.Namespace, overrides: list[str]) -> dict[s
     from src.train_task import build_module
 
     cfg = compose(overrides)
+    torch.manual_seed(0)  # the same weights every run, so the max |diff| column compares like with like
     module = build_module(cfg).to(args.device).eval()
     sequences = read_dream(args.data).sequences[: args.predict_n]
     proc = module.processing
@@ -305,6 +346,56 @@ def predict_throughput(args: argparse.Namespace, overrides: list[str]) -> dict[s
     }
 
 
+def matmul_peak(device: str, n: int = 2048, repeats: int = 10) -> dict[str, float]:
+    """GFLOP/s of an ``n x n`` matrix product in fp32 and bf16: what this hardware's arithmetic allows."""
+    peak = {}
+    for name, dtype in (("fp32", torch.float32), ("bf16", torch.bfloat16)):
+        a = torch.randn(n, n, dtype=dtype, device=device)
+        b = torch.randn(n, n, dtype=dtype, device=device)
+        for _ in range(2):
+            a @ b  # warm-up: library dispatch and caches
+        sync(device)
+        start = time.perf_counter()
+        for _ in range(repeats):
+            a @ b
+        sync(device)
+        peak[name] = 2 * n**3 * repeats / (time.perf_counter() - start) / 1e9
+    return peak
+
+
+def flop_per_sequence(overrides: list[str], device: str, batch: int = 16) -> float:
+    """Forward + backward FLOPs of one training sequence (convolutions and matrix products, as PyTorch counts them)."""
+    from torch.utils.flop_counter import FlopCounterMode
+
+    cfg = compose(overrides)
+    torch.manual_seed(0)
+    module, datamodule = build(cfg)
+    module.to(device).train()
+    batch_ = next(iter(datamodule.train_dataloader()))
+    batch_ = {k: v[:batch].to(device) for k, v in batch_.items()}
+    with FlopCounterMode(display=False) as counter:
+        module.training_step(batch_, 0).backward()
+    return counter.get_total_flops() / len(batch_["y"])
+
+
+def roofline(args: argparse.Namespace, overrides: list[str], measured: float) -> dict[str, float]:
+    """How near the measured sequences/s come to the bf16 matrix-product peak of this hardware."""
+    peak = matmul_peak(args.device)
+    flops = flop_per_sequence(overrides, args.device)
+    ceiling = peak["bf16"] * 1e9 / flops
+    print(
+        f"roofline: {flops / 1e9:.2f} GFLOP per sequence per step; matrix products run at {peak['fp32']:.0f} GFLOP/s "
+        f"fp32 and {peak['bf16']:.0f} GFLOP/s bf16 here, a ceiling of {ceiling:.0f} seq/s; "
+        f"measured {measured:.1f} seq/s = {100 * measured / ceiling:.0f} % of it"
+    )
+    return {
+        "gflop_per_sequence": flops / 1e9,
+        "matmul_gflops": peak,
+        "ceiling_seq_per_s": ceiling,
+        "fraction_of_ceiling": measured / ceiling,
+    }
+
+
 def configurations(args: argparse.Namespace, base: list[str]) -> list[Config]:
     if args.compare:
         return [
@@ -348,12 +439,14 @@ def machine() -> dict[str, Any]:
     return info
 
 
-def run_training(args: argparse.Namespace, configs: list[Config]) -> None:
-    for config in configs:
-        prepare(config, args)
+def run_training(args: argparse.Namespace, configs: list[Config], apart: bool = False) -> None:
+    """Time ``args.rounds`` rounds of every configuration, alternating; ``apart``: each round in its own process."""
+    if not apart:
+        for config in configs:
+            prepare(config, args)
     for _ in range(args.rounds):
         for config in configs:  # alternate: every configuration sees the same share of outside load
-            time_round(config, args)
+            (time_round_apart if apart else time_round)(config, args)
 
 
 def print_table(model: str, configs: list[Config], batch: int) -> None:
@@ -386,7 +479,15 @@ def main() -> None:
     parser.add_argument("--override", nargs="*", default=[], help="more Hydra overrides, e.g. core=bhi")
     parser.add_argument("--smoke", action="store_true", help="2 steps of a tiny model, batch 8 (the test suite)")
     parser.add_argument("--out", default=str(ROOT / "bench" / "results"), help="folder for the JSON")
+    parser.add_argument("--one", default=None, help=argparse.SUPPRESS)  # a --compare round, in its own process
     args = parser.parse_args()
+    if args.one:
+        if args.threads:
+            torch.set_num_threads(args.threads)
+        warnings.filterwarnings("ignore")
+        logging_off()
+        measure_one(args)
+        return
     if args.smoke:
         args.batch, args.steps, args.warmup, args.rounds, args.predict_n = 8, 2, 1, 1, 16
     if args.threads:
@@ -405,7 +506,7 @@ def main() -> None:
         gpu_suite(args, load_before)
         return
     configs = configurations(args, base_overrides(args))
-    run_training(args, configs)
+    run_training(args, configs, apart=args.compare)
     prediction = predict_throughput(args, base_overrides(args)) if args.predict else None
     print(f"{args.model} on {machine()['processor']} ({torch.get_num_threads()} threads), batch {args.batch}")
     print(f"load average before {load_before}, after {load()}")
@@ -444,6 +545,8 @@ def main() -> None:
         result["lightning_overhead"] = bare / fast - 1
         print(f"speed-up over fp32: {fast / fp32:.2f}x wall, {cpu_fast / cpu_fp32:.2f}x per CPU second")
         print(f"Lightning overhead over the bare loop: {100 * (bare / fast - 1):+.1f}% wall")
+    if args.compare:
+        result["roofline"] = roofline(args, configs[1].overrides, statistics.median(configs[1].seq_per_s))
     if prediction is not None:
         result["prediction"] = prediction
         for name, rate in prediction["seq_per_s"].items():
