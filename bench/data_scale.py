@@ -243,9 +243,10 @@ def main() -> None:
             print(
                 f"train.py ... ++trainer.max_steps=1 ({c['mode']}): {c['wall_s']} s, peak RSS {c['peak_rss_mb']:.0f} MB"
             )
-        out = ROOT / "bench" / "results" / f"data_scale_{args.n}_cli.json"
+        out = ROOT / "bench" / "results" / f"data_scale_{args.n}_cli_b{args.batch_size}.json"
         out.parent.mkdir(parents=True, exist_ok=True)
-        out.write_text(json.dumps({"path": str(args.path), "load_average": load, "cli": cli}, indent=1) + "\n")
+        record = {"path": str(args.path), "batch_size": args.batch_size, "load_average": load, "cli": cli}
+        out.write_text(json.dumps(record, indent=1) + "\n")
         print(
             f"headline: train.py to one step on {args.path.name}: cold {cli[0]['wall_s']} s / "
             f"{cli[0]['peak_rss_mb']:.0f} MB, warm {cli[1]['wall_s']} s / {cli[1]['peak_rss_mb']:.0f} MB "
