@@ -10,7 +10,8 @@ faults per step, DREAM-RNN's step 13 % and DREAM-CNN's 4 % faster (``bench/train
 
 The price is memory: the process keeps its peak (DREAM-RNN batch 256: 1.4 -> 2.0 GB peak RSS), so the
 setting is part of ``trainer=cpu_fast`` and not of the default, whose full-scale memory budget is tighter.
-It is process-wide and only applies where the C library is glibc; elsewhere it logs that it has no effect.
+It is process-wide and stays for the rest of the process (a sweep worker that ran a ``cpu_fast`` job keeps it);
+it only applies where the C library is glibc, and elsewhere logs that it has no effect.
 """
 
 from __future__ import annotations
