@@ -13,10 +13,10 @@ import pytest
 
 from src.errors import ConfigError
 from src.host_memory import keep_freed_memory
-from tests.helpers import ROOT
-from tests.test_compilation import RUN
+from tests.helpers import ROOT, TINY_ONEHOT_RESNET, tiny_run
 
 GLIBC = platform.libc_ver()[0] == "glibc"
+RUN = [*TINY_ONEHOT_RESNET, *tiny_run(logger="none")]
 
 # allocates and frees a 64 MB tensor (above glibc's largest mmap threshold) in rounds; prints faults per round once
 # the heap has settled (the first rounds may place the block after small objects made in between)
