@@ -123,16 +123,23 @@ TINY_AUTOSOME = [
 ]
 
 
-def tiny_dropout_run(n: int, epochs: int) -> list[str]:
-    """A tiny model with dropout (BHI stem, ResNet core and head, one-hot input) on ``n`` synthetic reads."""
+def tiny_bhi_resnet(final: str = "resnet") -> list[str]:
+    """A tiny model with dropout: BHI stem (8 channels), a one-block-per-stage ResNet core, one-hot input."""
     return [
         "first=bhi",
         "core=resnet",
-        "final=resnet",
+        f"final={final}",
         "processing=onehot",
         "first.block.out_channels=8",
         "core.block.widths=[8,8,8,8]",
         "core.block.depths=[1,1,1,1]",
+    ]
+
+
+def tiny_dropout_run(n: int, epochs: int) -> list[str]:
+    """:func:`tiny_bhi_resnet` (ResNet head) on ``n`` synthetic reads."""
+    return [
+        *tiny_bhi_resnet(),
         f"data.source.n={n}",
         f"recipe.epochs={epochs}",
         "recipe.batch_size=32",
@@ -140,6 +147,14 @@ def tiny_dropout_run(n: int, epochs: int) -> list[str]:
         "trainer.enable_progress_bar=false",
         "trainer.enable_model_summary=false",
     ]
+
+
+def train_cli(args: list[str], cwd: Path) -> subprocess.CompletedProcess[str]:
+    """``python train.py ARGS`` in ``cwd`` (one thread), output captured."""
+    env = {**os.environ, "PYTHONPATH": str(ROOT), "OMP_NUM_THREADS": "1"}
+    return subprocess.run(
+        [sys.executable, str(ROOT / "train.py"), *args], capture_output=True, text=True, cwd=cwd, env=env, timeout=300
+    )
 
 
 def train_tiny(run_dir: Path, overrides: list[str]) -> Path:

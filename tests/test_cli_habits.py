@@ -4,16 +4,14 @@
 from __future__ import annotations
 
 import json
-import os
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 
 from src.entry import run_task
 from src.train_task import train
-from tests.helpers import FAST, ROOT, compose_cfg
+from tests.helpers import FAST, compose_cfg
+from tests.helpers import train_cli as cli
 
 TINY = [
     "first=resnet",
@@ -23,13 +21,6 @@ TINY = [
     "core.block.widths=[8,8,8,8]",
     "core.block.depths=[1,1,1,1]",
 ]
-
-
-def cli(args: list[str], cwd: Path) -> subprocess.CompletedProcess[str]:
-    env = {**os.environ, "PYTHONPATH": str(ROOT), "OMP_NUM_THREADS": "1"}
-    return subprocess.run(
-        [sys.executable, str(ROOT / "train.py"), *args], capture_output=True, text=True, cwd=cwd, env=env, timeout=300
-    )
 
 
 @pytest.mark.parametrize(

@@ -10,16 +10,10 @@ import torch
 from src.compilation import compile_backend
 from src.errors import ConfigError
 from src.train_task import build_module, train
-from tests.helpers import compose_cfg
+from tests.helpers import compose_cfg, tiny_bhi_resnet, train_cli
 
 RUN = [
-    "first=bhi",
-    "core=resnet",
-    "final=autosome",
-    "processing=onehot",
-    "first.block.out_channels=8",
-    "core.block.widths=[8,8,8,8]",
-    "core.block.depths=[1,1,1,1]",
+    *tiny_bhi_resnet(final="autosome"),
     "data.source.n=200",
     "recipe.epochs=1",
     "recipe.batch_size=32",
@@ -58,23 +52,11 @@ def test_a_bad_compile_value_names_the_key(tmp_path: Path) -> None:
 
 def test_compile_from_the_command_line(tmp_path: Path) -> None:
     """``python train.py ... compile=eager`` trains and says so; ``compile=3`` is one line and exit 2."""
-    import os
-    import subprocess
-    import sys
-
-    from tests.helpers import ROOT
-
-    env = {**os.environ, "PYTHONPATH": str(ROOT), "OMP_NUM_THREADS": "1"}
-
-    def cli(*extra: str) -> subprocess.CompletedProcess[str]:
-        args = [sys.executable, str(ROOT / "train.py"), *RUN, *extra]
-        return subprocess.run(args, capture_output=True, text=True, cwd=tmp_path, env=env, timeout=300)
-
-    ok = cli("compile=eager", f"hydra.run.dir={tmp_path / 'ok'}")
+    ok = train_cli([*RUN, "compile=eager", f"hydra.run.dir={tmp_path / 'ok'}"], tmp_path)
     assert ok.returncode == 0, ok.stderr[-2000:]
     assert "runs under torch.compile (backend eager)" in ok.stdout + ok.stderr
     assert (tmp_path / "ok" / "metrics.json").is_file()
-    bad = cli("compile=3", f"hydra.run.dir={tmp_path / 'bad'}")
+    bad = train_cli([*RUN, "compile=3", f"hydra.run.dir={tmp_path / 'bad'}"], tmp_path)
     lines = [ln for ln in bad.stderr.splitlines() if ln.strip()]
     message = "error: compile must be true, false or a torch.compile backend name (got 3)"
     assert bad.returncode == 2 and lines == [message], lines

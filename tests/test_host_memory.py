@@ -13,7 +13,7 @@ import pytest
 
 from src.errors import ConfigError
 from src.host_memory import keep_freed_memory
-from tests.helpers import ROOT, TINY_ONEHOT_RESNET, tiny_run
+from tests.helpers import ROOT, TINY_ONEHOT_RESNET, tiny_run, train_cli
 
 GLIBC = platform.libc_ver()[0] == "glibc"
 RUN = [*TINY_ONEHOT_RESNET, *tiny_run(logger="none")]
@@ -61,11 +61,9 @@ def test_freed_block_is_reused_without_page_faults() -> None:
 
 def test_keep_freed_memory_from_the_command_line(tmp_path: Path) -> None:
     """``keep_freed_memory=true`` from the command line: the same metrics as without; a bad value: one line, exit 2."""
-    env = {**os.environ, "PYTHONPATH": str(ROOT), "OMP_NUM_THREADS": "1"}
 
     def cli(*extra: str) -> subprocess.CompletedProcess[str]:
-        args = [sys.executable, str(ROOT / "train.py"), *RUN, *extra]
-        return subprocess.run(args, capture_output=True, text=True, cwd=tmp_path, env=env, timeout=300)
+        return train_cli([*RUN, *extra], tmp_path)
 
     ok = cli("keep_freed_memory=true", f"hydra.run.dir={tmp_path / 'ok'}")
     assert ok.returncode == 0, ok.stderr[-2000:]

@@ -13,7 +13,7 @@ from src.lit_modules.prixfixe_module import is_collapsed
 from src.sweep.identity import JobContext
 from src.sweep.job import _ok_record
 from src.train_task import build_datamodule, train
-from tests.helpers import compose_cfg
+from tests.helpers import compose_cfg, tiny_bhi_resnet
 
 QUIET = [
     "logger=none",
@@ -37,13 +37,7 @@ def test_detector_constant_and_working_predictions() -> None:
 
 
 TINY = [
-    "first=bhi",
-    "core=resnet",
-    "final=resnet",
-    "processing=onehot",
-    "first.block.out_channels=8",
-    "core.block.widths=[8,8,8,8]",
-    "core.block.depths=[1,1,1,1]",
+    *tiny_bhi_resnet(),
     "data.source.n=200",
     "recipe.epochs=1",
     "recipe.batch_size=32",
