@@ -17,7 +17,7 @@ Default budget (``--width tiny``: few-channel models; 2 epochs over each 1,000-r
 sample, batch 32; yeast: 2 x 100 steps on the DREAM sample) fits a loaded 2-core CPU and says
 nothing about the published numbers; ``--width paper`` keeps the presets' published widths.
 Full data sets: ``--data human_mpra=/path/to/folder --data drosophila_starr=/path/to/folder``
-(see README, "Third stage").
+(see docs/third_stage.md).
 """
 
 from __future__ import annotations

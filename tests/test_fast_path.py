@@ -1,6 +1,6 @@
 """The fast path: bf16 training and prediction stay close to fp32, the cpu_fast preset, the cheap NaN check.
 
-Tolerances (documented in README, Performance): on a fixed batch of 16 synthetic reads, every block family
+Tolerances (documented in docs/performance.md): on a fixed batch of 16 synthetic reads, every block family
 (first, core and final of one team, shrunk as in the menu test, weights at unit gain and BatchNorm statistics
 from the batch, so that predictions vary across reads), bf16 autocast (Lightning's ``bf16-mixed``, as
 ``trainer=cpu_fast`` uses it) gives a training loss within 2 % of fp32's, and bf16 prediction
