@@ -102,6 +102,30 @@ class TensorDigest(L.Callback):
         checkpoint[DIGEST_KEY] = {"algorithm": "sha256", "value": tensor_digest(checkpoint)}
 
 
+# torch.save writes a zip archive (PyTorch >= 1.6) or, in the legacy format, a pickle (protocol 2+: byte 0x80)
+_ZIP_MAGIC = b"PK\x03\x04"
+_PICKLE_PROTO = 0x80
+
+
+def _header_problem(path: Path) -> str | None:
+    """Why ``path`` cannot be a torch.save file, judged by its first bytes (None when the header fits)."""
+    with open(path, "rb") as fh:
+        head = fh.read(4)
+    if not head:
+        return "the file is empty (0 bytes)"
+    if head == _ZIP_MAGIC or head[0] == _PICKLE_PROTO:
+        return None
+    return "not a PyTorch checkpoint (zip or pickle header not found)"
+
+
+def _in_words(err: BaseException) -> str:
+    """The first line of a load error, or words around it when it is none (a ``KeyError`` reads ``101``)."""
+    line, kind = first_line(err), type(err).__name__
+    if line != kind and any(ch.isalpha() for ch in line):
+        return line
+    return f"unreadable pickle data ({kind}{f' {line}' if line != kind else ''})"
+
+
 def read_checkpoint(path: str | Path, key: str = "ckpt_path") -> dict:
     """Load a checkpoint (``weights_only=True``) and check it; any problem -> one-line :class:`ConfigError`.
 
@@ -110,6 +134,9 @@ def read_checkpoint(path: str | Path, key: str = "ckpt_path") -> dict:
     and finite weights only.
     """
     p = checkpoint_file(path, key)
+    not_torch = _header_problem(p)
+    if not_torch:
+        raise ConfigError(f"{key}: {p} is not a readable checkpoint: {not_torch}")
     try:
         obj = torch.load(p, map_location="cpu", weights_only=True)
     except Exception as err:  # truncated, not a checkpoint, or pickled objects weights_only refuses
@@ -119,7 +146,7 @@ def read_checkpoint(path: str | Path, key: str = "ckpt_path") -> dict:
                 "tensors (only plain checkpoints are loaded; re-save it from a trusted source)"
             ) from None
         raise ConfigError(
-            f"{key}: {p} is not a readable checkpoint (truncated or corrupt?): {first_line(err)}"
+            f"{key}: {p} is not a readable checkpoint (truncated or corrupt?): {_in_words(err)}"
         ) from None
     if not isinstance(obj, Mapping):
         raise ConfigError(f"{key}: {p} holds no state_dict of tensors")

@@ -121,3 +121,28 @@ def test_ckpt_path_of_another_combination_is_one_line(
     line = _one_line_exit(lambda: run_task(train, cfg), capsys)
     assert "(first.block.out_channels is 8 in the checkpoint, 16 here)" in line
     assert list(run_dir.iterdir()) == []
+
+
+@pytest.mark.parametrize(
+    ("content", "expected"),
+    [
+        (b"", "is not a readable checkpoint: the file is empty (0 bytes)"),
+        (b"hello world\n", "is not a readable checkpoint: not a PyTorch checkpoint (zip or pickle header not found)"),
+        (b"seq\tvalue\nACGT\t1.5\n", "not a PyTorch checkpoint (zip or pickle header not found)"),
+    ],
+)
+def test_a_file_that_is_no_checkpoint_says_so_in_words(content: bytes, expected: str, tmp_path: Path) -> None:
+    path = tmp_path / "model.ckpt"
+    path.write_bytes(content)
+    with pytest.raises(ConfigError) as err:
+        read_checkpoint(path)
+    message = str(err.value)
+    assert expected in message and message.endswith(")"), message  # never "...: 101" (torch's bare KeyError)
+
+
+def test_a_load_error_without_words_is_put_in_words() -> None:
+    from src.checkpoint import _in_words
+
+    assert _in_words(KeyError("101")) == "unreadable pickle data (KeyError '101')"
+    assert _in_words(EOFError()) == "unreadable pickle data (EOFError)"
+    assert _in_words(RuntimeError("Invalid magic number; corrupt file?")) == "Invalid magic number; corrupt file?"
