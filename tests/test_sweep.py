@@ -128,7 +128,10 @@ def test_failures_are_recorded_and_the_sweep_goes_on_with_wandb_runs(tiny_conf, 
         "recipe.lr=-1,0.005,1e30",
         status=1,  # a job failed (and one diverged): the launch exits 1 after running every job
     )
-    assert proc.stdout.strip().splitlines()[-1] == "6 jobs: 1 ok, 1 failed, 3 rejected, 1 diverged"
+    assert proc.stdout.strip().splitlines()[-1] == (
+        "6 jobs: 1 ok, 1 failed, 3 rejected, 1 diverged; "
+        f"incomplete: 5 of 6 did not train (the error of each is in {sweep_dir / LEDGER_NAME})"
+    )
     records = read_ledger(sweep_dir / LEDGER_NAME)
     assert statuses(records) == ["diverged", "failed", "ok", "rejected", "rejected", "rejected"]
     by_status = {r["status"]: r for r in records}
@@ -534,6 +537,12 @@ def test_launch_exit_status_counts_failures_and_all_rejected(tmp_path: Path) -> 
         (folder / LAUNCHES_DIR / "l.jsonl").write_text("\n".join(lines) + "\n")
         return launch_summary(folder, "l")
 
-    assert summary(["ok", "rejected"]) == ("2 jobs: 1 ok, 1 rejected", 0)
-    assert summary(["rejected", "rejected"]) == ("2 jobs: 2 rejected", 1)
+    path = tmp_path / str(len(list(tmp_path.iterdir()))) / "ledger.jsonl"  # of the folder summary() makes next
+    # a mix of ok and rejected jobs: status 0, and the closing line says that the sweep is incomplete
+    assert summary(["ok", "rejected"]) == (
+        f"2 jobs: 1 ok, 1 rejected; incomplete: 1 of 2 did not train (the error of each is in {path})",
+        0,
+    )
+    assert summary(["ok", "ok"]) == ("2 jobs: 2 ok", 0)
+    assert summary(["rejected", "rejected"])[1] == 1
     assert summary(["ok", "diverged"])[1] == 1 and summary(["skipped"]) == ("1 job: 1 skipped (already ok)", 0)

@@ -4,7 +4,8 @@
 processes inherit (basic launcher, joblib workers, SLURM tasks exported with the environment); each
 job appends its outcome to ``<sweep_dir>/launches/<launch id>.jsonl`` (:func:`note_outcome`);
 :func:`launch_summary` turns those lines into the one-line summary, e.g.
-``8 jobs: 6 ok, 1 failed, 1 rejected``, and the exit status (1 when a job failed or diverged, or when
+``8 jobs: 6 ok, 1 failed, 1 rejected; incomplete: 2 of 8 did not train (the error of each is in
+<sweep_dir>/ledger.jsonl)``, and the exit status (1 when a job failed or diverged, or when
 every job was rejected: a sweep that trained nothing did not succeed).
 """
 
@@ -17,14 +18,15 @@ import uuid
 from collections import Counter
 from pathlib import Path
 
-from src.sweep.ledger import append_record
+from src.sweep.ledger import LEDGER_NAME, append_record
 
 LAUNCH_ENV = "PRIXFIXE_SWEEP_LAUNCH"
 LAUNCH_STARTED_ENV = "PRIXFIXE_SWEEP_STARTED"
 LAUNCHES_DIR = "launches"
 # order of the summary; "skipped": already ok in the ledger, "elsewhere": run by another launch of the sweep
-OUTCOMES = ("ok", "collapsed", "failed", "rejected", "diverged", "skipped", "elsewhere")
+OUTCOMES = ("ok", "collapsed", "failed", "rejected", "diverged", "pruned", "skipped", "elsewhere")
 FAILING = ("failed", "diverged")
+UNTRAINED = ("rejected", *FAILING)  # jobs that ended without a trained model
 
 
 def start_launch() -> str:
@@ -66,5 +68,8 @@ def launch_summary(sweep_dir: Path, launch: str) -> tuple[str, int]:
     parts = [f"{counts[o]} {labels.get(o, o)}" for o in OUTCOMES if counts[o]]
     n = len(latest)
     line = f"{n} job{'s' if n != 1 else ''}: " + (", ".join(parts) if parts else "none ran")
+    untrained = sum(counts[o] for o in UNTRAINED)
+    if untrained:  # a mix of ok and rejected jobs is not a finished sweep, although the status is 0
+        line += f"; incomplete: {untrained} of {n} did not train (the error of each is in {sweep_dir / LEDGER_NAME})"
     nothing_trained = n > 0 and counts["rejected"] == n
     return line, 1 if any(counts[o] for o in FAILING) or nothing_trained else 0
