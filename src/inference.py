@@ -7,6 +7,11 @@ reverse-complement predictions are averaged when the processing says so (``proce
 as in validation) unless ``rc_average`` overrides it; both strands go through one forward. ``precision``
 picks fp32 or bf16 autocast (:mod:`src.precision`). :func:`resolve_device` is the one place where
 ``device=auto|cpu|cuda`` is interpreted.
+
+Orientation (the mpra processing's flag channel): the ids decide it, as in training (FASTA
+headers, a data set table's id column), unless ``orientation=forward|reverse`` states it for
+every read. Plain sequences carry no ids, so for such a model they need ``orientation``: it is
+never guessed (:func:`orientation_fields`).
 """
 
 from __future__ import annotations
@@ -62,17 +67,60 @@ def resolve_rc_average(processing: Processing, rc_average: bool | None) -> bool:
     return bool(rc_average)
 
 
+ORIENTATIONS = ("forward", "reverse", "both")  # ``orientation``: the flag of every read, or a prediction for each
+
+
+def check_orientation(processing: Processing, orientation: str | None) -> None:
+    """``orientation`` must be unset, or one of :data:`ORIENTATIONS` for a processing with an orientation channel."""
+    if orientation is None:
+        return
+    if orientation not in ORIENTATIONS:
+        raise ConfigError(f"orientation must be one of {', '.join(ORIENTATIONS)} or null, got {orientation!r}")
+    if processing.orientation_marker is None:
+        raise ConfigError(
+            f"orientation={orientation}: processing {processing.name!r} has no orientation channel (leave it unset)"
+        )
+
+
+def orientation_fields(
+    processing: Processing, n: int, ids: list[str] | None, orientation: str | None, where: str
+) -> dict[str, np.ndarray]:
+    """The processing's per-read arrays from ids: from ``orientation`` (forward/reverse) when given, else from ``ids``.
+
+    A processing with an orientation channel and reads without ids (plain sequences) needs ``orientation``:
+    a ConfigError says so instead of reading every read as forward.
+    """
+    check_orientation(processing, orientation)
+    marker = processing.orientation_marker
+    if orientation == "both":
+        raise ValueError("orientation=both is two passes: predict with forward and with reverse")
+    if orientation is not None:
+        return processing.orientation_fields(np.full(n, orientation == "reverse"))
+    if marker is not None and ids is None:
+        raise ConfigError(
+            f"orientation: this model reads each read's orientation from its id ({marker!r} marks reverse) and "
+            f"{where} has no ids (plain sequences): set orientation=forward, reverse or both"
+        )
+    fields = processing.id_fields(ids, n)
+    if marker is not None and ids is not None:
+        n_reverse = sum(marker in i for i in ids)
+        log.info("%s: orientation from the ids: %d forward, %d reverse (%r)", where, n - n_reverse, n_reverse, marker)
+    return fields
+
+
 def prepare_sequences(
     processing: Processing,
     sequences: Sequence[str],
     path: str | Path | None = None,
     lines: np.ndarray | None = None,
     ids: list[str] | None = None,
+    orientation: str | None = None,
 ) -> dict[str, np.ndarray]:
     """Validate and encode sequences once with ``processing.prepare``; problems -> DataError.
 
     ``path`` / ``lines`` (1-based line per sequence) only make the error messages cite the file;
-    ``ids`` (FASTA headers) feed processings that read flags from them (mpra's reverse orientation).
+    ``ids`` (FASTA headers, a table's id column) feed processings that read flags from them (mpra's
+    reverse orientation) unless ``orientation`` (forward/reverse) sets the flag of every read.
     """
     where = str(path) if path is not None else "<sequences>"
 
@@ -107,7 +155,8 @@ def prepare_sequences(
             line_of(row),
         )
     processing.report_lengths(decision, where)
-    return {**processing.prepare(codes, lengths), **processing.id_fields(ids, len(sequences))}
+    flags = orientation_fields(processing, len(sequences), ids, orientation, where)
+    return {**processing.prepare(codes, lengths), **flags}
 
 
 def _progress(total: int, enabled: bool) -> Any:
@@ -127,6 +176,7 @@ def predict_sequences(
     path: str | Path | None = None,
     lines: np.ndarray | None = None,
     ids: list[str] | None = None,
+    orientation: str | None = None,
     precision: str = "32",
 ) -> np.ndarray:
     """Expression-scale predictions ``(N, T)`` (float32) for ``sequences``, in their order.
@@ -137,13 +187,14 @@ def predict_sequences(
     ``path`` / ``lines`` let validation errors cite the source file and line. ``precision``:
     ``"32"`` (exact fp32), ``"bf16"`` (bf16 autocast; the objective maps logits in fp32) or
     ``"auto"`` (bf16 where the device computes it natively; predict.py's and evaluate.py's default).
+    ``ids`` / ``orientation``: the orientation flag, see :func:`orientation_fields`.
     """
     if int(batch_size) < 1:
         raise ConfigError(f"batch_size must be >= 1, got {batch_size}")
     batch_size = int(batch_size)
     processing = module.processing
     average = resolve_rc_average(processing, rc_average)
-    prepared = prepare_sequences(processing, sequences, path, lines, ids)
+    prepared = prepare_sequences(processing, sequences, path, lines, ids, orientation)
     fields = {k: torch.from_numpy(np.ascontiguousarray(v)) for k, v in prepared.items()}
     n = len(sequences)
     n_targets = int(module.hparams.get("n_targets", 1))

@@ -16,12 +16,13 @@ from src.datamodules.encoding import encode_array
 from src.datamodules.processing.base import Processing
 from src.datamodules.processing.onehot import OneHotProcessing
 from src.datamodules.readers import read_sequences
+from src.datamodules.table_formats import TableFormat, data_set_tables
 from src.entry import run_task
 from src.errors import ConfigError, DataError
 from src.evaluation.prediction_file import prediction_columns
 from src.inference import predict_sequences
 from src.predict_task import predict
-from tests.helpers import ROOT, TINY_AUTOSOME, TINY_ONEHOT_RESNET, train_tiny
+from tests.helpers import ROOT, TINY_AUTOSOME, TINY_ONEHOT_RESNET, compose_cfg, shared_file, tiny_run, train_tiny
 
 
 def random_seqs(n: int, length: int = 110, seed: int = 0) -> list[str]:
@@ -79,9 +80,9 @@ def test_input_formats_give_identical_predictions(onehot_ckpt: Path, seqs: list[
         )
         assert predict(cfg)["n"] == len(seqs)
         lines = out.read_text().splitlines()
-        assert lines[0] == "sequence\tprediction"
-        assert [ln.split("\t")[0] for ln in lines[1:]] == seqs
-        tables.append(np.array([float(ln.split("\t")[1]) for ln in lines[1:]]))
+        assert lines[0].split("\t")[1:] == ["sequence", "prediction"]
+        assert [ln.split("\t")[1] for ln in lines[1:]] == seqs
+        tables.append(np.array([float(ln.split("\t")[2]) for ln in lines[1:]]))
     np.testing.assert_array_equal(tables[0], tables[1])
     np.testing.assert_array_equal(tables[0], tables[2])
     # the TSV holds the float32 predictions exactly
@@ -209,6 +210,149 @@ def test_predict_cli(onehot_ckpt: Path, seqs: list[str], tmp_path: Path) -> None
     )
     assert proc.returncode == 0, proc.stderr
     rows = out.read_text().splitlines()
-    assert rows[0] == "sequence\tprediction" and len(rows) == len(seqs) + 1
-    assert [r.split("\t")[0] for r in rows[1:]] == seqs
+    assert rows[0] == "line\tsequence\tprediction" and len(rows) == len(seqs) + 1
+    assert [r.split("\t")[1] for r in rows[1:]] == seqs
     assert not list(tmp_path.glob("**/.hydra")) and not (ROOT / ".hydra").exists()  # no stray Hydra folders
+
+
+# ----------------------------------------------------------------------------- ids and orientation
+
+MPRA_LEN = 230  # the lentiMPRA read length, so that the tiny model also predicts the shared sample's table
+TINY_RESNET_BLOCKS = [
+    "first=resnet",
+    "core=resnet",
+    "final=resnet",
+    "core.block.depths=[1,1,1,1]",
+    "core.block.widths=[8,8,8,8]",
+    "first.block.out_channels=8",
+]
+
+
+def write_lentimpra(path: Path, n: int, seed: int = 0) -> Path:
+    """A lentiMPRA-format table (seq_id, seq, mean_value, fold); odd rows are ``_Reversed:`` reads."""
+    rng = np.random.default_rng(seed)
+    rows = ["seq_id\tseq\tmean_value\tfold"]
+    for i, seq in enumerate(random_seqs(n, MPRA_LEN, seed)):
+        rows.append(f"seq{i}_{'Reversed:' if i % 2 else 'F'}\t{seq}\t{rng.normal():.3f}\t{i % 3}")
+    path.write_text("\n".join(rows) + "\n")
+    return path
+
+
+@pytest.fixture(scope="module")
+def mpra_ckpt(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A tiny model trained on a lentiMPRA table (processing=mpra: one-hot + the orientation flag)."""
+    from src.train_task import train
+
+    folder = tmp_path_factory.mktemp("mpra")
+    table = write_lentimpra(folder / "all.tsv", 120)
+    data = ["data=human_mpra", f"data.path={table}", "data.test_fold=0", "data.val_fold=1"]
+    summary = train(compose_cfg([*tiny_run(data=False), *data, *TINY_RESNET_BLOCKS], run_dir=folder / "run"))
+    return Path(summary["last_checkpoint"])
+
+
+def _predict_file(ckpt: Path, path: Path, out: Path, **extra: object) -> list[list[str]]:
+    values = {"ckpt_path": str(ckpt), "input": str(path), "output": str(out), "device": "cpu", "progress": False}
+    predict(OmegaConf.create(values | extra))
+    return [row.split("\t") for row in out.read_text().splitlines()]
+
+
+def test_fasta_ids_and_plain_line_numbers_round_trip(onehot_ckpt: Path, seqs: list[str], tmp_path: Path) -> None:
+    direct = predict_sequences(load_module(onehot_ckpt), seqs, progress=False)[:, 0]
+    fasta = tmp_path / "in.fa"
+    fasta.write_text("".join(f">read{i} sample {i}\n{s[:50]}\n{s[50:]}\n" for i, s in enumerate(seqs)))
+    rows = _predict_file(onehot_ckpt, fasta, tmp_path / "fa.tsv")
+    assert rows[0] == ["id", "sequence", "prediction"]
+    assert [r[0] for r in rows[1:]] == [f"read{i}" for i in range(len(seqs))]  # the id: the header's first word
+    assert [r[1] for r in rows[1:]] == seqs
+    np.testing.assert_array_equal([float(r[2]) for r in rows[1:]], direct)
+    # plain lines (blank lines in between) keep their own line numbers
+    plain = tmp_path / "in.seq"
+    plain.write_text("\n" + "\n\n".join(seqs) + "\n")
+    rows = _predict_file(onehot_ckpt, plain, tmp_path / "plain.tsv")
+    assert rows[0] == ["line", "sequence", "prediction"]
+    assert [int(r[0]) for r in rows[1:]] == list(range(2, 2 * len(seqs) + 1, 2))
+    lines = plain.read_text().split("\n")
+    assert all(lines[int(r[0]) - 1] == r[1] for r in rows[1:])
+
+
+def test_data_set_tables_are_the_data_configs_readers(tmp_path: Path) -> None:
+    tables = {t.name: t for t in data_set_tables()}
+    assert set(tables) == {"human_mpra", "drosophila_starr"}
+    for name, table in tables.items():
+        reader = compose_cfg([f"data={name}", "data.path=unused"]).data.source.reader
+        assert (table.sequence_column, table.id_column) == (reader.sequence_column, reader.id_column)
+    starr = tmp_path / "starr.txt"
+    starr.write_text(
+        "seqnames\tID\tset\tSequence\tDev_log2_enrichment\tHk_log2_enrichment\n"
+        "chr2L\tchr2L_1_9_-_peak\tTest\tACGTACGT\t0.5\t0.1\n"
+        "chr2L\tchr2L_2_10_+_peak\tTest\tGGCCAATT\t1.5\t-0.1\n"
+    )
+    records = read_sequences(starr, list(tables.values()))
+    assert list(records.sequences) == ["ACGTACGT", "GGCCAATT"] and records.lines.tolist() == [2, 3]
+    assert records.ids == ["chr2L_1_9_-_peak", "chr2L_2_10_+_peak"]
+    # a table without its id column is still read (the orientation must then be given)
+    no_ids = tmp_path / "no_ids.txt"
+    no_ids.write_text("Sequence\tnote\nACGT\tx\n")
+    assert read_sequences(no_ids, [TableFormat("t", "Sequence", "ID")]).ids is None
+
+
+def test_data_set_table_ids_decide_the_orientation(mpra_ckpt: Path, tmp_path: Path) -> None:
+    table = write_lentimpra(tmp_path / "test.txt", 12, seed=3)
+    rows = _predict_file(mpra_ckpt, table, tmp_path / "out.tsv")
+    source = [line.split("\t") for line in table.read_text().splitlines()[1:]]
+    assert rows[0] == ["id", "sequence", "prediction"]
+    assert [r[:2] for r in rows[1:]] == [s[:2] for s in source]
+    module = load_module(mpra_ckpt)
+    seqs = [s[1] for s in source]
+    forward = predict_sequences(module, seqs, progress=False, orientation="forward")[:, 0]
+    reverse = predict_sequences(module, seqs, progress=False, orientation="reverse")[:, 0]
+    assert not np.allclose(forward, reverse, rtol=0, atol=1e-6)  # the flag matters, so the check can fail
+    expected = np.where(["_Reversed:" in s[0] for s in source], reverse, forward)
+    np.testing.assert_allclose([float(r[2]) for r in rows[1:]], expected, rtol=1e-6, atol=1e-6)
+
+
+def test_shared_lentimpra_table_is_read_as_in_training(mpra_ckpt: Path, tmp_path: Path) -> None:
+    table = shared_file("human_mpra", "sample_test.txt")
+    rows = _predict_file(mpra_ckpt, table, tmp_path / "out.tsv")
+    source = [line.split("\t") for line in table.read_text().splitlines()[1:]]
+    assert len(rows) == len(source) + 1 and [r[0] for r in rows[1:]] == [s[0] for s in source]
+    row = next(i for i, s in enumerate(source) if "_Reversed:" in s[0])
+    module = load_module(mpra_ckpt)
+    reverse = predict_sequences(module, [source[row][1]], progress=False, orientation="reverse")[0, 0]
+    forward = predict_sequences(module, [source[row][1]], progress=False, orientation="forward")[0, 0]
+    assert float(rows[row + 1][2]) == pytest.approx(float(reverse), abs=1e-6)
+    assert float(rows[row + 1][2]) != pytest.approx(float(forward), abs=1e-6)
+
+
+def test_plain_sequences_need_the_orientation(
+    mpra_ckpt: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    seqs = random_seqs(5, MPRA_LEN, seed=4)
+    plain = tmp_path / "plain.txt"
+    plain.write_text("\n".join(seqs) + "\n")
+    out = tmp_path / "out.tsv"
+    cfg = {"ckpt_path": str(mpra_ckpt), "input": str(plain), "output": str(out), "device": "cpu", "progress": False}
+    with pytest.raises(SystemExit) as exit_info:
+        run_task(predict, OmegaConf.create(cfg))
+    assert exit_info.value.code == 2
+    err = capsys.readouterr().err.strip()
+    assert "\n" not in err and err.startswith("error: orientation:") and "forward, reverse or both" in err
+    assert not out.exists()
+    module = load_module(mpra_ckpt)
+    forward = predict_sequences(module, seqs, progress=False, orientation="forward")[:, 0]
+    reverse = predict_sequences(module, seqs, progress=False, orientation="reverse")[:, 0]
+    rows = _predict_file(mpra_ckpt, plain, out, orientation="both")
+    assert rows[0] == ["line", "sequence", "prediction_forward", "prediction_reverse"]
+    np.testing.assert_allclose([float(r[2]) for r in rows[1:]], forward, rtol=1e-6, atol=1e-6)
+    np.testing.assert_allclose([float(r[3]) for r in rows[1:]], reverse, rtol=1e-6, atol=1e-6)
+    rows = _predict_file(mpra_ckpt, plain, out, orientation="reverse")
+    np.testing.assert_allclose([float(r[2]) for r in rows[1:]], reverse, rtol=1e-6, atol=1e-6)
+    with pytest.raises(ConfigError, match="orientation must be one of forward, reverse, both"):
+        _predict_file(mpra_ckpt, plain, out, orientation="sideways")
+
+
+def test_orientation_needs_a_model_with_an_orientation_channel(onehot_ckpt: Path, tmp_path: Path) -> None:
+    plain = tmp_path / "plain.txt"
+    plain.write_text("\n".join(random_seqs(3)) + "\n")
+    with pytest.raises(ConfigError, match="orientation=reverse: processing 'onehot' has no orientation channel"):
+        _predict_file(onehot_ckpt, plain, tmp_path / "out.tsv", orientation="reverse")

@@ -2,7 +2,8 @@
 
 * DREAM text: ``seq<TAB>expression`` per line, no header.
 * Tables with a header (lentiMPRA, DeepSTARR): a sequence column and target columns.
-* Prediction inputs: DREAM text (target optional), one sequence per line, or FASTA.
+* Prediction inputs: DREAM text (target optional), one sequence per line, FASTA, or a data set's
+  header table (:mod:`.table_formats`).
 
 Every reader returns :class:`Records`; any problem raises :class:`DataError`
 (``"<file>:<line>: <problem>"``). Lower case is accepted; letters outside ACGTN,
@@ -27,6 +28,7 @@ from src.datamodules.cache import cached, map_arrays, uncached
 from src.datamodules.dream_text import Fallback, check_file, read_bytes, scan_dream
 from src.datamodules.encoding import encode_array, find_invalid
 from src.datamodules.store import SequenceStore, StoredSequences, all_n_rows, duplicate_counts
+from src.datamodules.table_formats import TableFormat
 from src.errors import DataError
 
 log = logging.getLogger(__name__)
@@ -347,11 +349,29 @@ def read_fasta(path: str | Path) -> Records:
     return Records(sequences, np.full((len(sequences), 1), np.nan, np.float32), line_arr, str(path), ids=ids)
 
 
-def read_sequences(path: str | Path) -> Records:
-    """Prediction input, detected by content: FASTA (``>``), DREAM text (tab) or plain lines."""
+def match_table(header: str, tables: Sequence[TableFormat]) -> TableFormat | None:
+    """The first of ``tables`` whose sequence column is a field of the ``header`` line, else None."""
+    for table in tables:
+        if table.sequence_column in (field.strip() for field in header.split(table.delimiter)):
+            return table
+    return None
+
+
+def read_sequences(path: str | Path, tables: Sequence[TableFormat] = ()) -> Records:
+    """Prediction input, detected by content: FASTA (``>``), a data set table, DREAM text (tab) or plain lines.
+
+    A first line holding the sequence column of one of ``tables`` (see :mod:`.table_formats`) is that
+    table's header: the file is read by :func:`read_table` with its id column when the header has one
+    (ids: FASTA headers or that column); its target columns are not needed.
+    """
     for _, line in _open_lines(path):
         if line.strip():
             if line.lstrip().startswith(">"):
                 return read_fasta(path)
+            table = match_table(line, tables)
+            if table is not None:
+                present = {field.strip() for field in line.split(table.delimiter)}
+                id_column = table.id_column if table.id_column in present else None
+                return read_table(path, table.sequence_column, [], id_column, table.delimiter)
             return read_dream(path, targets_optional=True)
     raise DataError("file holds no sequences", path)  # pragma: no cover - empty files rejected above

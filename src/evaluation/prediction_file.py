@@ -1,7 +1,9 @@
 """The prediction file: the TSV ``predict.py`` writes, and the reader ``evaluate.py predictions=...`` scores.
 
 Written: header ``sequence<TAB>prediction`` (``prediction_<name>`` per target for several targets),
-one row per sequence in input order, float32 values in their shortest exact form. Read: that TSV,
+one row per sequence in input order, float32 values in their shortest exact form; ``predict.py``
+puts a key column first (``id``: the FASTA id or the table's id; ``line``: the input line), so
+that predictions join back to their inputs. Read: that TSV,
 ``sequence<TAB>value`` lines without a header, or one number per line, in the test file's order.
 """
 
@@ -28,20 +30,36 @@ def prediction_columns(module: Any, n_targets: int) -> list[str]:
     return [f"prediction_{name}" for name in list(names)[:n_targets]]
 
 
-def format_predictions(sequences: Sequence[str], predictions: np.ndarray, columns: Sequence[str]) -> str:
-    """TSV text: header ``sequence<TAB><columns>``, one row per sequence (values exact: float32 as shortest repr)."""
+def format_predictions(
+    sequences: Sequence[str],
+    predictions: np.ndarray,
+    columns: Sequence[str],
+    key: tuple[str, Sequence[str]] | None = None,
+) -> str:
+    """TSV text: header ``[key<TAB>]sequence<TAB><columns>``, one row per sequence (float32 as shortest repr).
+
+    ``key`` = (column name, one value per sequence), e.g. ``("id", ids)`` or ``("line", numbers)``.
+    """
     pred = np.asarray(predictions, dtype=np.float32).reshape(len(sequences), -1)
-    rows = ["\t".join(["sequence", *columns])]
-    for seq, values in zip(sequences, pred.tolist()):
-        rows.append("\t".join([seq, *(repr(v) if math.isfinite(v) else "nan" for v in values)]))
+    keys = [] if key is None else list(key[1])
+    if key is not None and len(keys) != len(sequences):
+        raise ValueError(f"{len(keys)} {key[0]} values for {len(sequences)} sequences")
+    rows = ["\t".join([*([key[0]] if key else []), "sequence", *columns])]
+    for i, (seq, values) in enumerate(zip(sequences, pred.tolist())):
+        cells = [seq, *(repr(v) if math.isfinite(v) else "nan" for v in values)]
+        rows.append("\t".join([keys[i], *cells] if key else cells))
     return "\n".join(rows) + "\n"
 
 
 def write_predictions(
-    path: str | Path, sequences: Sequence[str], predictions: np.ndarray, columns: Sequence[str]
+    path: str | Path,
+    sequences: Sequence[str],
+    predictions: np.ndarray,
+    columns: Sequence[str],
+    key: tuple[str, Sequence[str]] | None = None,
 ) -> Path:
     """Write :func:`format_predictions` atomically."""
-    return atomic_write_text(path, format_predictions(sequences, predictions, columns))
+    return atomic_write_text(path, format_predictions(sequences, predictions, columns, key))
 
 
 def _is_number(text: str) -> bool:

@@ -13,7 +13,10 @@ A processing object has two stages:
   (no per-sample Python) and draws randomness only from ``generator``.
 
 ``id_fields(ids, n)`` adds per-sequence arrays taken from the record ids (the
-MPRA/STARR processing's reverse-orientation flag); the default adds none.
+MPRA/STARR processing's reverse-orientation flag); the default adds none. A processing
+with such an orientation channel names the id marker it reads (``orientation_marker``)
+and builds the same arrays for a given orientation (``orientation_fields``), so that
+prediction inputs without ids can state their orientation instead of having it guessed.
 
 Length policy: each processing takes raw reads within a length range
 (:meth:`Processing.length_range`): nothing of such a read is cut, and the window
@@ -160,6 +163,15 @@ class Processing:
 
     def id_fields(self, ids: list[str] | None, n: int) -> dict[str, np.ndarray]:
         """Per-sequence arrays derived from the ids of ``n`` records (none by default)."""
+        return {}
+
+    @property
+    def orientation_marker(self) -> str | None:
+        """The id text that marks a reverse-orientation read, for a processing with an orientation channel."""
+        return None
+
+    def orientation_fields(self, reverse: np.ndarray) -> dict[str, np.ndarray]:
+        """:meth:`id_fields` for reads of a known orientation (``reverse``: bool per read; none by default)."""
         return {}
 
     def make_batch(

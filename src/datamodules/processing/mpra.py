@@ -80,6 +80,13 @@ class MpraProcessing(Processing):
     def id_fields(self, ids: list[str] | None, n: int) -> dict[str, np.ndarray]:
         return {"reverse": self.reverse_flags(ids, n)}
 
+    @property
+    def orientation_marker(self) -> str | None:
+        return self.reverse_marker
+
+    def orientation_fields(self, reverse: np.ndarray) -> dict[str, np.ndarray]:
+        return {"reverse": np.asarray(reverse, dtype=np.uint8)}
+
     def make_batch(
         self,
         fields: dict[str, Tensor],
