@@ -69,7 +69,8 @@ def test_leaderboard_ranking_stats_and_files(tmp_path: Path) -> None:
 
     md = (sweep / "leaderboard.md").read_text()
     assert result["leaderboard_md"] == sweep / "leaderboard.md"
-    assert "| rank | first | core | final | processing |" in md
+    assert "| rank | first | core | final | n_seeds |" in md  # processing is the same in every row ...
+    assert "Constant settings (every row): `processing=autosome`." in md  # ... so it is one line above the table
     assert md.index(f"{ranked[0]['val/pearson_mean']:.4f} ± {ranked[0]['val/pearson_sd']:.4f}") < md.index(
         f"{ranked[-1]['val/pearson_mean']:.4f}"
     )
@@ -209,3 +210,58 @@ def test_long_heatmap_titles_are_wrapped_to_the_figure() -> None:
     assert len(lines) > 3 and max(len(line) for line in lines) <= 80 and lines[-1] == "second line"
     assert wrapped.replace("\n", " ").replace("  ", " ") == title.replace("\n", " ")
     assert wrap_title("short", 8.0) == "short"
+
+
+def _record(ledger: Path, overrides: dict, metrics: dict, status: str = "ok") -> None:
+    append_record(ledger, make_record(overrides=overrides, status=status, metrics=metrics, params=10, seconds=1.0))
+
+
+def test_leaderboard_columns_are_the_swept_axes_and_constants_are_one_line(tmp_path: Path) -> None:
+    """Constant overrides go above the table; each metric names its epoch; losses of different objectives drop."""
+    ledger = tmp_path / LEDGER_NAME
+    for first, final, lr, seed in itertools.product(("autosome", "bhi"), ("autosome", "bhi"), (0.1, 0.01), (0, 1)):
+        value = 0.5 + 0.1 * (first == "bhi") + lr + 0.01 * seed
+        overrides = {"first": first, "core": "bhi", "final": final, "recipe.lr": lr, "seed": seed}
+        overrides.update({"data": "dream", "data.path": "train.txt", "recipe.steps_per_epoch": 40})
+        metrics = {"val/pearson": value - 0.05, "val/pearson_best": value, "val/loss": 1 - value, "val/mse": 2.0}
+        _record(ledger, overrides, metrics)
+    md = summarize(tmp_path)["markdown"]
+    header = next(line for line in md.splitlines() if line.startswith("| rank"))
+    assert header == (
+        "| rank | first | final | recipe.lr | n_seeds | status | val/pearson (best epoch) | val/mse (last epoch) "
+        "| params | seconds |"
+    )
+    assert (
+        "Constant settings (every row): `core=bhi`, `data=dream`, `data.path=train.txt`, "
+        "`recipe.steps_per_epoch=40`." in md
+    )
+    assert "`val/loss` left out: the final blocks train different (or unknown) objectives (autosome: soft-bin" in md
+    with open(tmp_path / "leaderboard.csv", newline="") as fh:  # the CSV keeps every column
+        assert {"data.path", "val/loss_mean", "val/pearson_best_mean"} <= set(next(csv.DictReader(fh)))
+
+    # one final block (one objective): its loss is comparable and stays, with the epoch it comes from
+    (tmp_path / "one").mkdir()
+    for first, seed in itertools.product(("autosome", "bhi"), (0, 1)):
+        overrides = {"first": first, "core": "bhi", "final": "resnet", "seed": seed}
+        _record(tmp_path / "one" / LEDGER_NAME, overrides, {"val/pearson": 0.5 + seed / 10, "val/loss": 0.3})
+    md = summarize(tmp_path / "one")["markdown"]
+    assert "| rank | first | n_seeds | status | val/pearson (last epoch) | val/loss (last epoch) |" in md
+    assert "`core=bhi`, `final=resnet`" in md and "left out" not in md
+
+
+def test_heatmap_cell_shows_n_and_marks_a_seed_spread_wider_than_the_colour_step(tmp_path: Path) -> None:
+    from src.sweep.summarize import heatmap_figure
+
+    ledger = tmp_path / LEDGER_NAME
+    values = {("a", "x"): (0.0, 0.4), ("a", "y"): (0.50, 0.51), ("b", "x"): (0.80, 0.81), ("b", "y"): (0.6, 0.6)}
+    for (first, core), pair in values.items():
+        for seed, value in enumerate(pair):
+            _record(ledger, {"first": first, "core": core, "final": "f", "seed": seed}, {"val/pearson": value})
+    rows = summarize(tmp_path)["rows"]
+    fig = heatmap_figure(rows, "val/pearson", ["a", "b"], ["x", "y"], ["f"], "t", 0.2, 0.805)
+    texts = [t.get_text() for t in fig.axes[0].texts]
+    assert {"0.20", "0.51", "0.81", "0.60"} <= set(texts)  # the means
+    assert "n=2 ±0.28" in texts  # sd 0.283 > colour step (0.805 - 0.2) / 10: marked
+    assert texts.count("n=2") == 3 and sum("±" in t for t in texts) == 1  # the narrow cells show only n
+    legend = " ".join(t.get_text() for t in fig.legends[0].get_texts())
+    assert "n = ok seeds" in legend and "colour step (0.0605" in legend

@@ -150,3 +150,35 @@ def test_bootstrap_over_sequences_separates_a_better_model():
     assert diff < 0 and low < diff < high < 0
     same, low, high = bootstrap_suite_difference(_Suite(measured), good, good, n_boot=50)
     assert same == 0.0 and low == pytest.approx(0.0) and high == pytest.approx(0.0)
+
+
+def test_unbalanced_grid_shows_estimated_marginal_means_not_raw_means(tmp_path):
+    """The weak core never finished behind the strong stem: its raw mean flatters the stem; the model's does not."""
+    firsts, cores = {"strong": 0.10, "plain": 0.0}, {"good": 0.20, "mid": 0.10, "weak": 0.0}
+    rng = np.random.default_rng(3)
+    records = []
+    for (first, a), (core, b), seed in itertools.product(firsts.items(), cores.items(), range(3)):
+        overrides = {"first": first, "core": core, "final": "bhi", "seed": seed}
+        if (first, core) == ("strong", "weak"):  # this cell failed: the grid is unbalanced
+            records.append(make_record(overrides=overrides, status="failed", error="out of memory"))
+            continue
+        y = 0.5 + a + b + rng.normal(0.0, 0.002)
+        records.append(make_record(overrides=overrides, status="ok", metrics={"val/pearson": y}))
+    effects = compute_effects(records, "val/pearson")
+    assert effects.marginal_kind == "estimated"
+    table = effects.marginal.set_index(["factor", "level"])
+    for factor, truth in (("first", firsts), ("core", cores)):
+        for level, effect in truth.items():  # the additive model over the full grid recovers the truth
+            expected = 0.5 + effect + np.mean(list((cores if factor == "first" else firsts).values()))
+            row = table.loc[(factor, level)]
+            assert row["mean"] == pytest.approx(expected, abs=0.005)
+            assert row["ci_low"] < expected < row["ci_high"]
+    strong = table.loc[("first", "strong")]
+    assert strong["raw_mean"] - strong["mean"] > 0.04  # the raw mean (0.65) favours the stem whose weak partner failed
+    text = effects_markdown(effects)
+    assert "**Estimated marginal means**" in text and "| factor | level | estimated mean |" in text
+    assert "raw mean" in text
+    # the same sweep, balanced: raw level means, and the report says so
+    balanced = [r for r in records if r["status"] == "ok" and r["combination"]["core"] != "weak"]
+    effects = compute_effects(balanced, "val/pearson")
+    assert effects.marginal_kind == "raw" and "Raw means" in effects_markdown(effects)

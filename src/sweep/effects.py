@@ -8,12 +8,16 @@ chosen metric is a finite number); :mod:`src.sweep.summarize` writes the results
 that takes at least two values among those jobs (``processing``, ``recipe``, ``aux_weights.recon``,
 ``recipe.lr``...). The ``seed`` is kept apart. Three analyses:
 
-1. **Marginal means.** For each level of each factor: the mean of the metric over every job at that
+1. **Marginal means.** In a balanced sweep (every combination of the factors, the same number of
+   jobs in each): for each level of each factor, the mean of the metric over every job at that
    level (all combinations of the other factors, all seeds) with a 95% Student-t interval over
-   those jobs (``scipy.stats.t``). The interval therefore says how much the metric varies *with
-   the partners and the seed*, not only how well the mean is known. In a balanced sweep (every
-   combination with every seed) the level mean is the estimated marginal mean; with failed
-   combinations it is the mean of the jobs that finished.
+   those jobs (``scipy.stats.t``); the interval says how much the metric varies *with the partners
+   and the seed*, not only how well the mean is known. With missing cells (failed, collapsed,
+   rejected or not run) a raw mean favours the levels whose weak partners failed, so the
+   *estimated marginal means* are shown instead: an additive least-squares model (``y ~ first +
+   core + final + ...``, statsmodels) predicts every cell of the full grid and a level's estimate is
+   the mean of its cells' predictions, with the model's 95% interval. ``Effects.marginal_kind``
+   says which; the raw mean is kept beside it.
 2. **Variance decomposition.** An ordinary least-squares model of the metric on every factor, every
    pairwise interaction of factors and the seed (all categorical), analysed with
    ``statsmodels.stats.anova.anova_lm`` (Type II sums of squares). Each term's *share* is its sum of
@@ -44,7 +48,7 @@ import pandas as pd
 from scipy import stats
 
 from src.lit_modules.metrics import higher_is_better
-from src.sweep.ledger import COMBINATION_KEYS, job_key, latest_by_key
+from src.sweep.ledger import COMBINATION_KEYS, is_replicate, job_key, latest_by_key
 
 CONFIDENCE = 0.95
 SEED = "seed"
@@ -94,10 +98,9 @@ def jobs_frame(records: Iterable[Mapping[str, Any]], metric: str) -> pd.DataFram
         overrides = {_plain(k): v for k, v in (record.get("overrides") or {}).items()}
         combo = dict(record.get("combination") or {})
         row: dict[str, Any] = {name: _level(combo.get(name, overrides.get(name))) for name in COMBINATION_KEYS}
-        seed = next((v for k, v in overrides.items() if _is_seed(k)), None)
-        row.update({k: _level(v) for k, v in overrides.items() if not _is_seed(k) and k not in COMBINATION_KEYS})
-        row[SEED] = _level(seed)
-        row["config"] = job_key({k: v for k, v in overrides.items() if not _is_seed(k)})
+        row.update({k: _level(v) for k, v in overrides.items() if not is_replicate(k) and k not in COMBINATION_KEYS})
+        row[SEED] = replicate_label(overrides)
+        row["config"] = job_key({k: v for k, v in overrides.items() if not is_replicate(k)})
         row["y"] = y
         row["run_dir"] = str(record.get("run_dir") or "")
         rows.append(row)
@@ -107,6 +110,13 @@ def jobs_frame(records: Iterable[Mapping[str, Any]], metric: str) -> pd.DataFram
     others = [c for c in frame.columns if c not in (*COMBINATION_KEYS, SEED, "config", "y", "run_dir")]
     frame[others] = frame[others].fillna("-")  # an axis absent from a job's overrides: its default
     return frame
+
+
+def replicate_label(overrides: Mapping[str, object]) -> str:
+    """The replicate a job is: its seed, or ``<seed>/pair<p>`` for a lentiMPRA fold pair (``data.fold_pair``)."""
+    seed = _level(next((v for k, v in overrides.items() if _is_seed(k)), None))
+    pair = next((v for k, v in overrides.items() if is_replicate(k) and not _is_seed(k)), None)
+    return seed if pair is None else f"{seed}/pair{pair}"
 
 
 def factors_of(frame: pd.DataFrame) -> list[str]:
@@ -132,8 +142,20 @@ def t_interval(values: Sequence[float], confidence: float = CONFIDENCE) -> tuple
     return float(low), float(high)
 
 
-def marginal_means(frame: pd.DataFrame, factors: Sequence[str]) -> pd.DataFrame:
-    """Per factor and level: ``mean``, ``ci_low``/``ci_high`` (95% t over the level's jobs), ``n``, ``n_seeds``."""
+MARGINAL_COLUMNS = ["factor", "level", "mean", "ci_low", "ci_high", "n", "n_seeds", "raw_mean"]
+RAW, ESTIMATED = "raw", "estimated"
+
+
+def is_balanced(frame: pd.DataFrame, factors: Sequence[str]) -> bool:
+    """Whether every combination of the factors' levels holds the same number of jobs (no cell missing)."""
+    if not factors:
+        return True
+    cells = frame.groupby(list(factors)).size()
+    return cells.nunique() == 1 and len(cells) == math.prod(frame[f].nunique() for f in factors)
+
+
+def raw_marginal_means(frame: pd.DataFrame, factors: Sequence[str]) -> pd.DataFrame:
+    """Per factor and level: the mean over the level's jobs, 95% t over them, ``n`` jobs, ``n_seeds``."""
     rows = []
     for factor in factors:
         for level, group in frame.groupby(factor, sort=True):
@@ -147,9 +169,82 @@ def marginal_means(frame: pd.DataFrame, factors: Sequence[str]) -> pd.DataFrame:
                     "ci_high": None if interval is None else interval[1],
                     "n": int(len(group)),
                     "n_seeds": int(group[SEED].nunique()),
+                    "raw_mean": float(group["y"].mean()),
                 }
             )
-    return pd.DataFrame(rows, columns=["factor", "level", "mean", "ci_low", "ci_high", "n", "n_seeds"])
+    return pd.DataFrame(rows, columns=MARGINAL_COLUMNS)
+
+
+def additive_design(frame: pd.DataFrame, levels: Mapping[str, Sequence[str]]) -> np.ndarray:
+    """Design matrix of the additive model: an intercept, then one indicator per non-first level of each factor."""
+    columns = [np.ones(len(frame))]
+    for factor, values in levels.items():
+        columns += [(frame[factor] == level).to_numpy(float) for level in values[1:]]
+    return np.column_stack(columns)
+
+
+def estimated_marginal_means(frame: pd.DataFrame, factors: Sequence[str]) -> pd.DataFrame | None:
+    """Estimated marginal means of an additive model; ``None`` when the jobs cannot fit it.
+
+    The model is ordinary least squares of the metric on every factor as a categorical main effect
+    (``y ~ first + core + final + ...``, statsmodels). It predicts every cell of the full balanced
+    grid of the factors' levels, including the cells no job filled; a level's estimate is the mean of
+    its cells' predictions, so each level is averaged over the same partners. The 95% interval is
+    the model's (t with the residual degrees of freedom) of that linear combination of coefficients.
+    """
+    import itertools
+
+    import statsmodels.api as sm
+
+    if not factors:
+        return None
+    levels = {f: sorted(frame[f].unique()) for f in factors}
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        model = sm.OLS(frame["y"].to_numpy(float), additive_design(frame, levels)).fit()
+    if model.df_resid < 1 or np.linalg.matrix_rank(additive_design(frame, levels)) < len(model.params):
+        return None  # too few jobs, or a level confounded with others: the grid's cells are not estimable
+    grid = pd.DataFrame(list(itertools.product(*levels.values())), columns=list(factors))
+    design = additive_design(grid, levels)
+    params, cov = np.asarray(model.params, float), np.asarray(model.cov_params(), float)
+    t_crit = float(stats.t.ppf(0.5 + CONFIDENCE / 2, model.df_resid))
+    raw = raw_marginal_means(frame, factors).set_index(["factor", "level"])
+    rows = []
+    for factor in factors:
+        for level in levels[factor]:
+            weights = design[(grid[factor] == level).to_numpy()].mean(axis=0)
+            estimate = float(weights @ params)
+            half = t_crit * math.sqrt(max(float(weights @ cov @ weights), 0.0))
+            counts = raw.loc[(factor, level)]
+            rows.append(
+                {
+                    "factor": factor,
+                    "level": level,
+                    "mean": estimate,
+                    "ci_low": estimate - half,
+                    "ci_high": estimate + half,
+                    "n": int(counts["n"]),
+                    "n_seeds": int(counts["n_seeds"]),
+                    "raw_mean": float(counts["raw_mean"]),
+                }
+            )
+    return pd.DataFrame(rows, columns=MARGINAL_COLUMNS)
+
+
+def marginal_means(frame: pd.DataFrame, factors: Sequence[str]) -> tuple[pd.DataFrame, str]:
+    """Per factor and level: ``mean``, ``ci_low``/``ci_high``, ``n``, ``n_seeds``, ``raw_mean``; and which means.
+
+    A balanced sweep gets the raw level means (there they equal the estimated marginal means) with
+    the t interval over the level's jobs (:data:`RAW`). With missing or unequal cells a raw mean
+    favours the levels whose weak partners failed, so the estimated marginal means of the additive
+    model are shown instead (:data:`ESTIMATED`, :func:`estimated_marginal_means`) when the jobs can fit
+    it; ``raw_mean`` keeps the raw mean either way.
+    """
+    if not is_balanced(frame, factors):
+        estimated = estimated_marginal_means(frame, factors)
+        if estimated is not None:
+            return estimated, ESTIMATED
+    return raw_marginal_means(frame, factors), RAW
 
 
 # ----------------------------------------------------------------------------- variance decomposition
@@ -464,6 +559,7 @@ class Effects:
     paired: pd.DataFrame
     higher: bool = True
     notes: list[str] = field(default_factory=list)
+    marginal_kind: str = RAW  # RAW level means, or ESTIMATED marginal means of the additive model
 
 
 def compute_effects(
@@ -487,13 +583,15 @@ def compute_effects(
             "one seed per configuration: seed-to-seed noise cannot be measured, so no paired comparison has "
             "an interval; the marginal-mean intervals are over combinations only"
         )
+    marginal, marginal_kind = marginal_means(frame, factors)
     return Effects(
         metric=metric,
         n_jobs=len(frame),
         n_configs=int(frame["config"].nunique()) if len(frame) else 0,
         seeds=seeds,
         factors=factors,
-        marginal=marginal_means(frame, factors),
+        marginal=marginal,
+        marginal_kind=marginal_kind,
         decomposition=variance_decomposition(frame, factors),
         paired=paired_comparisons(frame, factors, higher, top=top, bootstrap=bootstrap),
         higher=higher,
@@ -510,9 +608,12 @@ __all__ = [
     "suite_bootstrap",
     "compute_effects",
     "config_table",
+    "estimated_marginal_means",
     "factors_of",
+    "is_balanced",
     "jobs_frame",
     "marginal_means",
+    "raw_marginal_means",
     "paired_comparisons",
     "t_interval",
     "variance_decomposition",

@@ -10,7 +10,7 @@ from typing import Any
 
 import numpy as np
 
-from src.sweep.effects import CONFIDENCE, Effects
+from src.sweep.effects import CONFIDENCE, ESTIMATED, Effects
 
 CSV_COLUMNS = (
     "section",
@@ -28,6 +28,7 @@ CSV_COLUMNS = (
     "boot_low",
     "boot_high",
     "note",
+    "raw_mean",
 )
 
 
@@ -57,6 +58,25 @@ def _none(value: Any) -> Any:
     return value
 
 
+def marginal_explanation(effects: Effects) -> str:
+    """Which marginal means the report shows (raw level means or estimated marginal means), in words."""
+    pct = int(CONFIDENCE * 100)
+    if effects.marginal_kind == ESTIMATED:
+        return (
+            "**Estimated marginal means** (the sweep is not a full balanced grid: some combinations have no "
+            "successful job, or unequal numbers): an additive least-squares model of the metric on "
+            f"{' + '.join(effects.factors)} (statsmodels) predicts every cell of the full grid, and a level's "
+            f"estimate is the mean of its cells' predictions, so every level is averaged over the same partners. "
+            f"The {pct}% interval is the model's. The raw mean over the level's jobs, which favours levels whose "
+            "weak partners failed, is shown beside it."
+        )
+    return (
+        f"Raw means: the mean of the metric over every job with that level (all partners, all seeds; the sweep is "
+        f"a balanced grid, so these equal the estimated marginal means) and its {pct}% Student-t interval over "
+        "those jobs: the interval shows how much the level's result depends on its partners and the seed."
+    )
+
+
 def effects_markdown(effects: Effects, title: str = "") -> str:
     """The three analyses as Markdown, with what each number means."""
     pct = int(CONFIDENCE * 100)
@@ -72,19 +92,16 @@ def effects_markdown(effects: Effects, title: str = "") -> str:
     lines += [f"- {note}" for note in effects.notes]
     if effects.notes:
         lines.append("")
-    lines += [
-        "## Marginal means",
-        "",
-        f"Mean of the metric over every job with that level (all partners, all seeds) and its {pct}% Student-t "
-        "interval over those jobs: the interval shows how much the level's result depends on its partners and "
-        "the seed.",
-        "",
-    ]
+    lines += ["## Marginal means", "", marginal_explanation(effects), ""]
+    estimated = effects.marginal_kind == ESTIMATED
     body = [
         [r.factor, r.level, _num(r.mean), _interval(_none(r.ci_low), _none(r.ci_high)), r.n, r.n_seeds]
+        + ([_num(r.raw_mean)] if estimated else [])
         for r in effects.marginal.itertuples(index=False)
     ]
-    lines += _table(["factor", "level", "mean", f"{pct}% interval", "jobs", "seeds"], body) if body else ["(none)"]
+    header = ["factor", "level", "estimated mean" if estimated else "mean", f"{pct}% interval", "jobs", "seeds"]
+    header += ["raw mean"] if estimated else []
+    lines += _table(header, body) if body else ["(none)"]
     lines += [
         "",
         "## Variance decomposition",
@@ -146,6 +163,8 @@ def write_effects_csv(path: Path, effects: Effects) -> None:
                 "ci_high": _none(r["ci_high"]),
                 "n": r["n"],
                 "n_seeds": r["n_seeds"],
+                "note": f"{effects.marginal_kind} marginal mean",
+                "raw_mean": r["raw_mean"],
             }
         )
     for r in effects.decomposition.table.to_dict("records"):
@@ -216,20 +235,23 @@ def effects_figure(effects: Effects, title: str = ""):
         ax.set_axis_off()
     pct = int(CONFIDENCE * 100)
     heading = f"{title}: " if title else ""
-    fig.suptitle(
-        f"{heading}marginal means of {effects.metric} ({pct}% t-intervals over combinations and seeds; "
-        "dashed: grand mean)",
-        fontsize=11,
+    what = (
+        "estimated marginal means (additive model over the full grid; model's"
+        if effects.marginal_kind == ESTIMATED
+        else "marginal means (t over combinations and seeds;"
     )
+    fig.suptitle(f"{heading}{what} {pct}% intervals) of {effects.metric}; dashed: grand mean", fontsize=11)
     return fig
 
 
 def effects_grand_mean(effects: Effects) -> float:
-    """Grand mean of the metric over the jobs (the mean of any factor's level means weighted by jobs)."""
+    """Grand mean: over the jobs (raw level means weighted by jobs), or over the full grid (estimated means)."""
     part = effects.marginal
     if not len(part):
         return float("nan")
     first = part[part["factor"] == part["factor"].iloc[0]]
+    if effects.marginal_kind == ESTIMATED:  # the grid's mean prediction: every level weighs the same
+        return float(np.mean(first["mean"]))
     return float(np.average(first["mean"], weights=first["n"]))
 
 

@@ -34,8 +34,11 @@ from src.utils.io import json_safe
 log = logging.getLogger(__name__)
 
 LEDGER_NAME = "ledger.jsonl"
-STATUSES = ("ok", "collapsed", "failed", "rejected", "diverged")
+STATUSES = ("ok", "collapsed", "failed", "rejected", "diverged", "pruned")  # pruned: left behind by halving
 COMBINATION_KEYS = ("first", "core", "final")
+# Overrides that repeat one configuration rather than change it: the seed and the lentiMPRA fold pair
+# (data.fold_pair, one ordered (test fold, validation fold) pair). Summaries average over them (mean ± sd).
+REPLICATE_KEYS = ("seed", "data.fold_pair")
 # Appended to a line left torn by a crash (it never ends a ``json.dumps`` record).
 TORN_SUFFIX = "\t#torn-record"
 
@@ -45,6 +48,12 @@ PathLike = str | os.PathLike[str]
 def _override_name(name: str) -> str:
     """Hydra override name without its ``+``/``++``/``~`` prefix."""
     return name.lstrip("+~")
+
+
+def is_replicate(name: str) -> bool:
+    """Whether an override name (``seed``, ``+seed``, ``data.fold_pair``...) is a replicate axis, not a setting."""
+    plain = _override_name(name)
+    return plain in REPLICATE_KEYS or plain.rsplit(".", 1)[-1] == "seed"
 
 
 def _format_value(value: object) -> str:

@@ -46,19 +46,32 @@ from src.errors import LedgerCorruptError, LedgerError, first_line
 from src.lit_modules.metrics import DEFAULT_MONITOR, MODES, higher_is_better
 from src.sweep.effects import DEFAULT_BOOTSTRAP, DEFAULT_TOP, compute_effects, suite_bootstrap
 from src.sweep.effects_report import write_effects
+from src.sweep.halving_report import board_records, halving_markdown, is_halving, rank_by_rung, rung_records, rung_title
 from src.sweep.ledger import (
     COMBINATION_KEYS,
     LEDGER_NAME,
     STATUSES,
+    is_replicate,
     job_key,
     latest_by_key,
     read_ledger,
+)
+from src.sweep.table_layout import (
+    constant_settings,
+    epoch_note,
+    metric_epoch,
+    monitored_metrics,
+    replicate_note,
+    settings_line,
+    swept_columns,
+    table_metrics,
 )
 from src.utils.wandb_offline import finish_run, start_run
 
 DEFAULT_METRIC = DEFAULT_MONITOR
 ERROR_WIDTH = 100
 PANELS_PER_ROW = 4  # heatmap panels (one per final block) per figure row
+COLOUR_STEPS = 10  # a heatmap cell whose seed sd exceeds 1/COLOUR_STEPS of the colour range shows "±sd"
 
 Row = dict[str, Any]
 
@@ -76,10 +89,6 @@ def reported_metrics(metric: str, names: Iterable[str]) -> list[str]:
 def _row_metrics(rows: Sequence[Row], metric: str) -> list[str]:
     names = {k[: -len("_mean")] for r in rows for k in r if k.endswith("_mean") and k != "seconds_mean"}
     return reported_metrics(metric, names)
-
-
-def _is_seed(name: str) -> bool:
-    return name.lstrip("+~").rsplit(".", 1)[-1] == "seed"
 
 
 def _plain(name: str) -> str:
@@ -151,7 +160,7 @@ def _other_overrides(record: Mapping[str, Any]) -> dict[str, Any]:
     return {
         _plain(k): v
         for k, v in (record.get("overrides") or {}).items()
-        if not _is_seed(k) and _plain(k) not in COMBINATION_KEYS
+        if not is_replicate(k) and _plain(k) not in COMBINATION_KEYS
     }
 
 
@@ -177,7 +186,12 @@ def describe_metric(metric: str) -> str:
 
 def _config_key(record: Mapping[str, Any]) -> str:
     overrides = record.get("overrides") or {}
-    return job_key({_plain(k): v for k, v in overrides.items() if not _is_seed(k)})
+    return job_key({_plain(k): v for k, v in overrides.items() if not is_replicate(k)})
+
+
+def _fold_pair(record: Mapping[str, Any]) -> object:
+    """The record's ``data.fold_pair`` override (a lentiMPRA replicate), else ``None``."""
+    return {_plain(k): v for k, v in (record.get("overrides") or {}).items()}.get("data.fold_pair")
 
 
 def _metric_value(record: Mapping[str, Any], metric: str, best_key: str | None) -> object:
@@ -190,6 +204,8 @@ def _metric_value(record: Mapping[str, Any], metric: str, best_key: str | None) 
 
 def ranking_note(rows: Sequence[Row], metric: str) -> str:
     """Which value of ``metric`` the ranking uses: the best epoch's (that picked the checkpoint) or the last."""
+    if metric.startswith("test/"):
+        return f"`{metric}` scores each run's best checkpoint (by its monitored validation metric)"
     runs = sum(int(r["n_seeds"]) for r in rows)
     best = sum(int(r.get("ranked_by_best") or 0) for r in rows)
     if runs and best == runs:
@@ -246,6 +262,7 @@ def build_leaderboard(
         row["error"] = errors[0] if errors else ""
         row["config"] = config
         row["ranked_by_best"] = sum(best_key in (r.get("metrics") or {}) for r in ok)
+        row["n_fold_pairs"] = len({_fold_pair(r) for r in ok} - {None})
         rows.append(row)
 
     sign = -1.0 if _higher(metric, mode) else 1.0
@@ -288,29 +305,19 @@ def _md_table(header: Sequence[str], body: Sequence[Sequence[object]]) -> list[s
     return lines
 
 
-def leaderboard_markdown(
-    rows: Sequence[Row], others: Sequence[str], metric: str, title: str = "", mode: str | None = None
-) -> str:
-    """The leaderboard as Markdown: ranked configurations, then failed ones with their error."""
-    metrics = _row_metrics(rows, metric)
-    direction = "higher" if _higher(metric, mode) else "lower"
-    ranked = [r for r in rows if r["n_seeds"]]
-    failed = [r for r in rows if not r["n_seeds"]]
-    lines = [
-        f"# Leaderboard{': ' + title if title else ''}",
-        "",
-        f"Ranked by mean `{metric}` ({describe_metric(metric)}) over seeds ({direction} is better); values are "
-        f"mean ± sd (ddof=1) over the seeds that finished `ok` (no sd for a single seed); "
-        f"{ranking_note(rows, metric)}. "
-        f"{len(ranked)} configurations ranked, {len(failed)} without any successful run.",
-        "",
-    ]
-    header = ["rank", *COMBINATION_KEYS, *others, "n_seeds", "status", *metrics, "params", "seconds"]
+def _metric_header(metric: str, epoch: str) -> str:
+    return f"{metric} ({epoch})"
+
+
+def _ranked_table(
+    ranked: Sequence[Row], axes: Sequence[str], metrics: Sequence[str], epochs: Mapping[str, str], count: str
+) -> list[str]:
+    """The ranked configurations: rank, swept axes, run count, status, each metric with its epoch, size, time."""
+    header = ["rank", *axes, count, "status", *(_metric_header(m, epochs[m]) for m in metrics), "params", "seconds"]
     body = [
         [
             r["rank"],
-            *(r[k] for k in COMBINATION_KEYS),
-            *(r[k] for k in others),
+            *(r[k] for k in axes),
             r["n_seeds"],
             r["status"],
             *(_mean_pm_sd(r, m) for m in metrics),
@@ -319,24 +326,59 @@ def leaderboard_markdown(
         ]
         for r in ranked
     ]
-    lines += _md_table(header, body)
+    return _md_table(header, body)
+
+
+def _failed_table(failed: Sequence[Row], axes: Sequence[str]) -> list[str]:
+    """Configurations without an ok run: swept axes, status, size and the first error."""
+    header = [*axes, "status", "params", "error"]
+    body = [
+        [*(r[k] for k in axes), r["status"], "-" if r["params"] is None else f"{r['params']:,}", r["error"] or "-"]
+        for r in failed
+    ]
+    return _md_table(header, body)
+
+
+def leaderboard_markdown(
+    rows: Sequence[Row], others: Sequence[str], metric: str, title: str = "", mode: str | None = None
+) -> str:
+    """The leaderboard as Markdown: constant settings in one line, then ranked configurations, then failed ones.
+
+    Columns are the swept axes, the number of ok runs, the status and the metrics, each metric header
+    naming the epoch its values come from (:func:`src.sweep.table_layout.metric_epoch`). Losses are left
+    out when the final blocks' objectives differ; ``leaderboard.csv`` keeps every column.
+    """
+    direction = "higher" if _higher(metric, mode) else "lower"
+    ranked = [r for r in rows if r["n_seeds"]]
+    failed = [r for r in rows if not r["n_seeds"]]
+    names = [*COMBINATION_KEYS, *others]
+    axes = swept_columns(rows, names, keep=COMBINATION_KEYS)
+    metrics, notes = table_metrics(ranked, metric, _row_metrics(rows, metric), others)
+    epochs = {m: metric_epoch(m, metric, ranked) for m in metrics}
+    pairs = any(r.get("n_fold_pairs") for r in rows)
+    lines = [
+        f"# Leaderboard{': ' + title if title else ''}",
+        "",
+        f"Ranked by mean `{metric}` ({describe_metric(metric)}) {replicate_note(rows)} ({direction} is better); "
+        f"values are mean ± sd (ddof=1) over the runs that finished `ok` (no sd for a single run); "
+        f"{ranking_note(rows, metric)}. "
+        f"{len(ranked)} configurations ranked, {len(failed)} without any successful run.",
+        "",
+    ]
+    monitored = monitored_metrics(m for r in ranked for m in _row_metrics([r], metric))
+    for line in (settings_line(constant_settings(rows, names, keep=COMBINATION_KEYS)), epoch_note(epochs, monitored)):
+        if line:
+            lines += [line, ""]
+    lines += [f"{note[0].upper()}{note[1:]}." for note in notes]
+    if notes:
+        lines.append("")
+    lines += _ranked_table(ranked, axes, metrics, epochs, "n_runs" if pairs else "n_seeds")
     partial = [r for r in ranked if r["error"]]
     if partial:
         lines += ["", "Some seeds failed for: " + "; ".join(f"`{r['config']}` ({r['error']})" for r in partial)]
     if failed:
         lines += ["", "## Failed, collapsed, rejected or diverged", ""]
-        header = [*COMBINATION_KEYS, *others, "status", "params", "error"]
-        body = [
-            [
-                *(r[k] for k in COMBINATION_KEYS),
-                *(r[k] for k in others),
-                r["status"],
-                "-" if r["params"] is None else f"{r['params']:,}",
-                r["error"] or "-",
-            ]
-            for r in failed
-        ]
-        lines += _md_table(header, body)
+        lines += _failed_table(failed, axes)
     return "\n".join(lines) + "\n"
 
 
@@ -403,7 +445,8 @@ def heatmap_figure(
     for spare in list(grid_axes.flat)[len(finals) :]:
         spare.set_visible(False)  # an incomplete last row
     image = None
-    any_partial = False
+    any_partial = any_spread = False
+    step = (vmax - vmin) / COLOUR_STEPS
     shown: set[str] = set()
     for ax, final in zip(axes, finals):
         grid = np.full((len(firsts), len(cores)), np.nan)
@@ -431,11 +474,18 @@ def heatmap_figure(
                 row = cells[(first, core, final)]
                 status = row.get("status")  # e.g. "2 ok, 1 collapsed": some seeds not ok
                 partial = bool(row.get("error")) or (status is not None and status != f"{row.get('n_seeds')} ok")
+                partial = row.get("partial", partial)  # a halving row says it (its status names the rung)
                 any_partial |= partial
                 shade = float(norm(value))
                 dark = shade < 0.55 if _higher(metric, mode) else shade > 0.45
+                colour = "white" if dark else "black"
                 label = f"{value:.2f}" + ("*" if partial else "")
-                ax.text(j, i, label, ha="center", va="center", fontsize=font, color="white" if dark else "black")
+                label += f" r{row['rung']}" if row.get("rung") is not None else ""  # halving: the rung reached
+                spread = cell_spread_label(row, metric, step)
+                any_spread |= "±" in spread
+                ax.text(j, i - (0.14 if spread else 0), label, ha="center", va="center", fontsize=font, color=colour)
+                if spread:
+                    ax.text(j, i + 0.24, spread, ha="center", va="center", fontsize=font - 2.5, color=colour)
         ax.set_title(f"final = {_text(final) or '?'}", fontsize=11)
         ax.set_xticks(range(len(cores)), [_text(c) or "?" for c in cores], rotation=35, ha="right")
         ax.set_yticks(range(len(firsts)), [_text(f) or "?" for f in firsts])
@@ -455,10 +505,28 @@ def heatmap_figure(
     ]
     if any_partial:
         legend.append(Patch(facecolor="none", edgecolor="none", label="* = some seeds not ok"))
+    if any(f"{metric}_n" in row for row in rows):
+        text = "small type: n = ok seeds"
+        if any_spread:
+            text += f"; ±sd where the seeds' sd exceeds the colour step ({step:.3g} = range / {COLOUR_STEPS})"
+        legend.append(Patch(facecolor="none", edgecolor="none", label=text))
     if legend:
         fig.legend(handles=legend, loc="outside lower center", ncol=min(len(legend), 2), fontsize=8, frameon=False)
     fig.suptitle(wrap_title(title, fig.get_figwidth()), fontsize=12)
     return fig
+
+
+def cell_spread_label(row: Row, metric: str, step: float) -> str:
+    """Small-type line of a heatmap cell: ``n=3``, plus ``±0.28`` when the seed sd exceeds the colour ``step``.
+
+    ``""`` for a row without a count (a hand-built row).
+    """
+    n = row.get(f"{metric}_n")
+    if n is None:
+        return ""
+    sd = row.get(f"{metric}_sd")
+    spread = f" ±{sd:.2f}" if sd is not None and sd > step else ""
+    return f"n={n}{spread}"
 
 
 def wrap_title(title: str, width_inches: float, fontsize: float = 12.0) -> str:
@@ -557,17 +625,22 @@ def summarize(
             f"--metric {metric}: no successful job in {ledger} recorded it; recorded: {', '.join(recorded)}"
         )
 
-    rows, others = build_leaderboard(records, metric, mode)
+    halving = is_halving(records)  # successive halving: ranked by rung, effects of one rung (halving_report)
+    rows, others = build_leaderboard(board_records(records) if halving else records, metric, mode)
+    if halving:
+        rows = rank_by_rung(rows, records, metric, _higher(metric, mode), _config_key)
     title = sweep_dir.resolve().name
     markdown = leaderboard_markdown(rows, others, metric, title, mode)
+    markdown += halving_markdown(sweep_dir, records) if halving else ""
     md_path, csv_path = sweep_dir / "leaderboard.md", sweep_dir / "leaderboard.csv"
     md_path.write_text(markdown, encoding="utf-8")
     columns = csv_columns(others, metric, rows)
     write_csv(csv_path, rows, columns)
     heatmaps = write_heatmaps(sweep_dir, rows, others, metric, title, mode)
     bootstrap = suite_bootstrap(metric, n_boot=n_boot)
-    effects = compute_effects(records, metric, top=top, bootstrap=bootstrap, higher=_higher(metric, mode))
-    effect_paths = write_effects(sweep_dir, effects, title)
+    effect_records = rung_records(records) if halving else records
+    effects = compute_effects(effect_records, metric, top=top, bootstrap=bootstrap, higher=_higher(metric, mode))
+    effect_paths = write_effects(sweep_dir, effects, rung_title(title, records) if halving else title)
     wandb_run_dir = log_to_wandb(sweep_dir, rows, columns, heatmaps, metric) if log_wandb else None
     return {
         "leaderboard_md": md_path,
