@@ -7,7 +7,7 @@ TORCH_SPEC ?= torch==2.13.0
 STAMP  := $(VENV)/.installed
 ARGS   ?=
 
-.PHONY: venv train test test-slow lint format bench test-xla clean
+.PHONY: venv train test test-slow lint format bench xla-venv test-xla clean
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -53,6 +53,8 @@ $(XLA_STAMP): pyproject.toml requirements-xla.txt
 	$(XLA_VENV)/bin/python -m pip install -q -r requirements-xla.txt
 	$(XLA_VENV)/bin/python -m pip install -q -e ".[dev]" -r requirements-xla.txt
 	touch $(XLA_STAMP)
+
+xla-venv: $(XLA_STAMP)
 
 test-xla: $(XLA_STAMP)
 	PJRT_DEVICE=CPU $(XLA_VENV)/bin/python -m pytest -q -p no:cacheprovider -m xla tests/test_xla.py $(ARGS)
