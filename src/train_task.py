@@ -50,11 +50,14 @@ from src.errors import ConfigError, DivergedError
 from src.evaluation import TestSuite, load_test_suite
 from src.evaluation.evaluate_model import PREDICTIONS_NPY
 from src.evaluation.prediction_file import write_predictions
+from src.head_bias import start_head_at_targets
 from src.host_memory import keep_freed_memory
 from src.inference import resolve_device
 from src.lit_modules.metrics import check_monitor, metric_names, monitor_of
 from src.lit_modules.prixfixe_module import PrixFixeModule, module_factory
+from src.peak_lr import report_peak, resolve_peak
 from src.precision import apply_precision_fallback
+from src.retries import retries_of, train_with_retries
 from src.utils.io import atomic_write_text, json_safe, write_json
 from src.utils.naming import combination_of
 from src.utils.run_dir import remove_unused_run_dir
@@ -160,6 +163,8 @@ def _metrics_dict(trainer: L.Trainer) -> dict[str, float]:
 def train(cfg: DictConfig) -> dict[str, Any]:
     """Run one training job; returns a summary dict (also written to ``metrics.json``)."""
     validate_config(cfg)
+    if retries_of(cfg) and not cfg.get("dry_run"):  # recipe.retries: collapsed/diverged runs start again
+        return train_with_retries(train, cfg)
     compile_backend(cfg.get("compile"))  # a bad value fails before anything is read
     keep_freed_memory(cfg.get("keep_freed_memory", False))  # before the first large allocation
     torch.set_float32_matmul_precision(cfg.get("matmul_precision", "high"))
@@ -205,8 +210,10 @@ def train(cfg: DictConfig) -> dict[str, Any]:
     datamodule.setup("fit")  # reads and validates; raises DataError before anything is written
     test_suite = load_test_suite(cfg.test_data) if cfg.get("test_data") else None  # a bad folder fails now
     module.objective.fit(datamodule.train_targets)
+    start_head_at_targets(module, datamodule.train_targets, fresh=not ckpt_path and not cfg.get("init_from"))
 
     apply_precision_fallback(cfg)  # trainer=cpu_fast without native bf16: 32-true, warned (and in config.yaml)
+    peak = resolve_peak(cfg, module, datamodule, ckpt_path)  # recipe.lr=auto: range test on a copy (or cached)
     compile_network(module, cfg.get("compile"))  # after any weights are loaded; state-dict keys are unchanged
     run_dir.mkdir(parents=True, exist_ok=True)
     atomic_write_text(run_dir / "config.yaml", OmegaConf.to_yaml(cfg, resolve=True))
@@ -221,6 +228,7 @@ def train(cfg: DictConfig) -> dict[str, Any]:
         if hasattr(lg, "log_hyperparams"):
             lg.log_hyperparams(OmegaConf.to_container(cfg, resolve=True))
     log_model_to_wandb(trainer, module)
+    report_peak(peak, run_dir, trainer.loggers)  # the range test's curve, the peak in the W&B config
     print(module.describe())
     error: DivergedError | None = None
     interrupted: BaseException | None = None
@@ -250,6 +258,7 @@ def train(cfg: DictConfig) -> dict[str, Any]:
         "recipe": cfg.recipe.name,
         "seed": int(cfg.seed),
         "params": sum(p.numel() for p in module.parameters() if p.requires_grad),
+        "lr": peak.record(),
         "epochs": int(trainer.current_epoch),
         "global_step": int(trainer.global_step),
         "metrics": _metrics_dict(trainer),

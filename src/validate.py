@@ -15,6 +15,7 @@ from typing import Any, get_args
 from omegaconf import DictConfig, OmegaConf
 
 from src.errors import ConfigError
+from src.lr_range import check_lr_config
 
 
 def lightning_precisions() -> tuple[str, ...]:
@@ -56,6 +57,7 @@ def validate_config(cfg: DictConfig) -> None:
     if n_folds is not None and val_fold is not None and not 0 <= val_fold < n_folds:
         raise ConfigError(f"datamodule.val_fold={val_fold} must be in [0, datamodule.n_folds={n_folds})")
     _check_trainer(cfg)
+    check_lr_config(cfg)  # recipe.lr (a number or auto), recipe.retries, recipe.lr_find
 
 
 def _check_trainer(cfg: DictConfig) -> None:

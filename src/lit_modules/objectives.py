@@ -43,6 +43,10 @@ class Objective(nn.Module):
     def fit(self, y_train: Tensor) -> None:
         """Learn target statistics from the training split (no-op by default)."""
 
+    def initial_bias(self, y_train: Tensor) -> Tensor | None:
+        """Where a fresh head's output bias should start, per target; ``None``: leave the head alone (default)."""
+        return None
+
     def loss(self, head: Tensor, y: Tensor) -> Tensor:
         raise NotImplementedError
 
@@ -193,6 +197,14 @@ class RegressionObjective(Objective):
             y = y_train.double()
             self.mean = y.mean(0).float()
             self.std = y.std(0).clamp_min(1e-8).float()
+
+    def initial_bias(self, y_train: Tensor) -> Tensor | None:
+        """The training targets' mean for a head on the raw target scale (neither standardised nor mapped
+        through knots, e.g. 0..17): its first predictions then sit at the data, not 9 units below it.
+        Standardised and knot-mapped targets start near 0 already (``None``)."""
+        if self.standardize or self.knots is not None:
+            return None
+        return y_train.double().mean(0).float()
 
     def loss(self, head: Tensor, y: Tensor) -> Tensor:
         pred = head[..., 0].float()  # (B, T): same shape as the target, no broadcasting

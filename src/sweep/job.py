@@ -35,6 +35,7 @@ from omegaconf import DictConfig
 
 from src.errors import CompositionError, DivergedError, LedgerCorruptError, error_line
 from src.lit_modules.metrics import DEFAULT_MONITOR
+from src.retries import attempt_records, ledger_fields, read_summary
 from src.sweep.claims import try_claim
 from src.sweep.identity import JobContext, job_context
 from src.sweep.isolation import reset_cuda_peak, set_wandb_group
@@ -196,15 +197,24 @@ def _run_claimed(
             error=message,
             run_dir=ctx.job_dir,
         )
-        _append(ctx.ledger, record)
+        final = read_summary(ctx.job_dir) if status == "diverged" else {}
+        _append_attempts(ctx, final)  # recipe.retries: the earlier attempts first, the final one last
+        _append(ctx.ledger, {**record, **ledger_fields(final)})
         note_outcome(ctx.sweep_dir, key, status)
         return None
     if dry_run or not writer:
         return summary
     record = _ok_record(summary, ctx, time.time() - started)
-    _append(ctx.ledger, record)
+    _append_attempts(ctx, summary)
+    _append(ctx.ledger, {**record, **ledger_fields(summary)})
     note_outcome(ctx.sweep_dir, key, record["status"])
     return summary
+
+
+def _append_attempts(ctx: JobContext, summary: Any) -> None:
+    """A record per earlier attempt of a retried job (``recipe.retries``); none for a job trained once."""
+    for record in attempt_records(summary if isinstance(summary, Mapping) else {}, ctx.overrides, ctx.job_dir):
+        _append(ctx.ledger, record)
 
 
 def _append(ledger: Path, record: Mapping[str, Any]) -> None:

@@ -1,0 +1,196 @@
+"""recipe.lr=auto (range test on a copy), the sweep's peak cache, recipe.retries, heads starting at the data."""
+
+from __future__ import annotations
+
+import json
+import multiprocessing
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from src.errors import ConfigError
+from src.lr_range import LrSearch, find_peak, pick_peak, raw_losses
+from src.sweep.job import run_ledgered
+from src.sweep.ledger import read_ledger
+from src.sweep.lr_cache import cached_search
+from src.train_task import build_datamodule, build_module, train
+from tests.helpers import FAST, TINY_AUTOSOME, compose_cfg, make_ctx, tiny_bhi_resnet, tiny_run
+
+# a ramp the tiny synthetic split can feed (30 steps x 8 reads <= 360 training reads)
+AUTO = ["recipe.lr=auto", "recipe.lr_find.num_steps=30", "recipe.batch_size=8"]
+
+
+def _search(peak: float = 0.01) -> LrSearch:
+    return LrSearch(peak, "minimum", 30, 0.1, 1e-6, 1.0, peak * 10, peak, [1e-3, 1e-2], [1.0, 0.5])
+
+
+def _state(module: torch.nn.Module) -> dict[str, torch.Tensor]:
+    return {k: v.detach().clone() for k, v in module.state_dict().items()}
+
+
+def test_finder_leaves_initial_weights_and_random_state_unchanged(tmp_path: Path) -> None:
+    cfg = compose_cfg(FAST + TINY_AUTOSOME + AUTO, run_dir=tmp_path)
+    torch.manual_seed(0)
+    module = build_module(cfg)
+    datamodule = build_datamodule(cfg, module)
+    datamodule.setup("fit")
+    module.objective.fit(datamodule.train_targets)
+    before, rng = _state(module), torch.get_rng_state()
+    search = find_peak(cfg, module, datamodule)
+    after = _state(module)
+    assert before.keys() == after.keys() and all(torch.equal(before[k], after[k]) for k in before)
+    assert torch.equal(rng, torch.get_rng_state())
+    assert search.steps == 30 and 1e-6 < search.peak < 1.0 and search.peak == pytest.approx(search.minimum_lr / 10)
+    assert module.hparams.recipe["lr"] == "auto"  # only resolve_peak writes the found value
+
+
+def test_auto_run_equals_a_run_at_the_found_peak(tmp_path: Path) -> None:
+    """The range test changes nothing of the seeded run but its peak: same metrics and final weights."""
+    auto = train(compose_cfg(FAST + TINY_AUTOSOME + AUTO, run_dir=tmp_path / "auto"))
+    peak = auto["lr"]["peak"]
+    assert auto["lr"]["source"] == "search" and auto["lr"]["search"]["steps"] == 30
+    assert (tmp_path / "auto" / "lr_find.png").stat().st_size > 0
+    assert "lr: " + repr(peak) in (tmp_path / "auto" / "config.yaml").read_text()  # the number, not auto
+    fixed = train(compose_cfg(FAST + TINY_AUTOSOME + [*AUTO[1:], f"recipe.lr={peak!r}"], run_dir=tmp_path / "set"))
+    assert fixed["lr"] == {"peak": peak, "source": "set"}
+    assert auto["metrics"] == fixed["metrics"]
+    weights = [torch.load(s["last_checkpoint"], weights_only=True)["state_dict"] for s in (auto, fixed)]
+    assert all(torch.equal(weights[0][k], weights[1][k]) for k in weights[0])
+
+
+@pytest.mark.parametrize(
+    ("override", "key"),
+    [("recipe.lr=0", "recipe.lr"), ("recipe.lr=fast", "recipe.lr"), ("recipe.retries=-1", "recipe.retries")],
+)
+def test_bad_lr_settings_fail_before_data_is_read(tmp_path: Path, override: str, key: str) -> None:
+    cfg = compose_cfg(
+        [*tiny_run(data=False), "data=dream", f"data.path={tmp_path / 'absent.txt'}", override],
+        run_dir=tmp_path / "run",
+    )
+    with pytest.raises(ConfigError, match=rf"^{key}=") as err:
+        train(cfg)
+    assert "\n" not in str(err.value)
+    assert not (tmp_path / "run").exists()
+
+
+def test_split_too_small_for_the_ramp_names_the_key(tmp_path: Path) -> None:
+    cfg = compose_cfg(FAST + TINY_AUTOSOME + ["recipe.lr=auto", "recipe.lr_find.num_steps=100"], run_dir=tmp_path)
+    with pytest.raises(ConfigError, match="recipe.lr_find.num_steps=100") as err:
+        train(cfg)
+    assert "\n" not in str(err.value) and not any(tmp_path.iterdir())
+
+
+def test_peak_rules_and_bad_ramps() -> None:
+    lrs = list(np.logspace(-6, 0, 60))
+    dip = [2.0 - np.exp(-(((i - 40) / 6.0) ** 2)) for i in range(60)]  # minimum at step 40
+    options = {"skip_begin": 5, "divisor": 10.0, "rule": "minimum"}
+    peak, minimum, steepest = pick_peak(lrs, dip, options)
+    assert minimum == pytest.approx(lrs[40]) and peak == pytest.approx(lrs[40] / 10) and steepest < minimum
+    assert pick_peak(lrs, dip, {**options, "rule": "steepest"})[0] == steepest
+    with pytest.raises(ConfigError, match="never decreased.*recipe.lr_find.max_lr"):
+        pick_peak(lrs, [1.0 + 0.01 * i for i in range(60)], options)
+    with pytest.raises(ConfigError, match="non-finite.*recipe.lr_find.min_lr"):
+        pick_peak(lrs, [1.0, 0.9, float("nan"), *[float("nan")] * 57], options)
+    with pytest.raises(ConfigError, match="non-finite while still decreasing"):
+        pick_peak(lrs, [2.0 - 0.02 * i for i in range(30)] + [float("inf")] * 30, options)
+
+
+def test_raw_losses_undo_lightnings_average() -> None:
+    raw, avg, smoothed = [3.0, 1.0, 2.0, 0.5], 0.0, []
+    for i, loss in enumerate(raw):  # lightning.pytorch.tuner.lr_finder._LRCallback.on_train_batch_end
+        avg = 0.98 * avg + 0.02 * loss
+        smoothed.append(avg / (1 - 0.98 ** (i + 2)))
+    assert raw_losses(smoothed) == pytest.approx(raw)
+
+
+def test_cached_peak_is_reused_across_seeds_and_a_bad_entry_is_rebuilt(tmp_path: Path, caplog) -> None:
+    calls: list[int] = []
+
+    def search() -> LrSearch:
+        calls.append(1)
+        return _search()
+
+    identity = {"blocks": "a-b-c", "batch_size": 8}
+    first = cached_search(tmp_path, identity, search)
+    second = cached_search(tmp_path, identity, search)
+    assert [s for _, s in (first, second)] == ["search", "cache"] and len(calls) == 1
+    assert cached_search(tmp_path, {**identity, "batch_size": 16}, search)[1] == "search" and len(calls) == 2
+    for path in (tmp_path / "lr_cache").glob("*.json"):
+        path.write_text("{not json")
+    assert cached_search(tmp_path, identity, search)[1] == "search" and len(calls) == 3
+    assert "cannot be parsed" in caplog.text
+    assert cached_search(tmp_path, identity, search, rerun=True)[1] == "search" and len(calls) == 4
+
+    def failing() -> LrSearch:
+        raise ConfigError("recipe.lr=auto: the smoothed training loss never decreased")
+
+    with pytest.raises(ConfigError):
+        cached_search(tmp_path, {"other": 1}, failing)
+    assert len(list((tmp_path / "lr_cache").glob("*.json"))) == 2  # nothing written for the failed search
+
+
+def _launch(sweep_dir: str, log: str) -> None:
+    def search() -> LrSearch:
+        with open(log, "a") as fh:
+            fh.write("searched\n")
+        time.sleep(1.5)  # long enough for the other launch to find the claim taken
+        return _search(0.002)
+
+    search_result, _ = cached_search(Path(sweep_dir), {"blocks": "x"}, search)
+    assert search_result.peak == 0.002
+
+
+def test_two_concurrent_launches_search_once(tmp_path: Path) -> None:
+    log = tmp_path / "searches.log"
+    ctx = multiprocessing.get_context("spawn")
+    procs = [ctx.Process(target=_launch, args=(str(tmp_path), str(log))) for _ in range(2)]
+    for proc in procs:
+        proc.start()
+    for proc in procs:
+        proc.join(60)
+    assert [p.exitcode for p in procs] == [0, 0]
+    assert log.read_text().splitlines() == ["searched"]
+
+
+def test_forced_collapse_is_retried_at_a_third_of_the_peak(tmp_path: Path) -> None:
+    ctx = make_ctx(tmp_path, first="autosome", core="autosome", final="autosome", seed=0)
+    cfg = compose_cfg(FAST + TINY_AUTOSOME + ["recipe.lr=1000", "recipe.retries=1"], run_dir=ctx.job_dir)
+    run_ledgered(train, cfg, ctx)
+    records = [r for r in read_ledger(ctx.ledger) if r["key"] == ctx.key]
+    assert [r["attempt"] for r in records] == [1, 2]
+    assert records[0]["lr"] == 1000 and records[1]["lr"] == pytest.approx(1000 / 3)
+    assert records[0]["status"] in ("collapsed", "diverged") and records[0]["retried"]
+    assert records[1]["lr_source"] == "retry" and records[1]["attempts"] == 2
+    summary = json.loads((ctx.job_dir / "metrics.json").read_text())
+    assert summary["attempt"] == 2 and summary["lr"]["first_peak"] == 1000
+    assert (ctx.job_dir / "attempt-1" / "metrics.json").is_file()
+
+
+def test_head_bias_starts_at_the_training_mean(tmp_path: Path) -> None:
+    from src.head_bias import output_layer, start_head_at_targets
+
+    y = torch.tensor([[3.0], [11.0], [13.0], [9.0]])
+    resnet = build_module(compose_cfg(tiny_bhi_resnet("resnet")))
+    resnet.objective.fit(y)
+    start_head_at_targets(resnet, y)
+    assert output_layer(resnet.net.final, 1).bias.tolist() == pytest.approx([9.0])
+    for final in ("autosome", "bhi"):  # soft-bin and standardised heads keep their start
+        module = build_module(compose_cfg(tiny_bhi_resnet(final) + ["final.block.hidden=[8,8]"] * (final == "bhi")))
+        module.objective.fit(y)
+        before = _state(module)
+        assert start_head_at_targets(module, y) is None
+        assert all(torch.equal(before[k], v) for k, v in module.state_dict().items())
+
+
+def test_seeded_runs_of_unaffected_finals_are_unchanged(tmp_path: Path, monkeypatch) -> None:
+    """A soft-bin head trains exactly as without the head-bias start (same run, with and without the hook)."""
+    import src.train_task as train_task
+
+    overrides = FAST + TINY_AUTOSOME
+    with_hook = train(compose_cfg(overrides, run_dir=tmp_path / "hook"))
+    monkeypatch.setattr(train_task, "start_head_at_targets", lambda *args, **kwargs: None)
+    without = train(compose_cfg(overrides, run_dir=tmp_path / "plain"))
+    assert with_hook["metrics"] == without["metrics"]
