@@ -26,6 +26,7 @@ from src.evaluation import (
     spearman,
     write_report,
 )
+from src.evaluation.report import scatter_title
 
 REAL_FORMAT = Path("/work/shared/data/dream_test_format")
 N_SEQ = 300
@@ -193,14 +194,59 @@ def test_undefined_subset_is_reported_and_excluded(tmp_path: Path) -> None:
     pred = suite.measured + np.random.default_rng(8).normal(size=N_SEQ)
     scores = score_predictions(suite, pred)
     row = scores["subsets"]["challenging"]
-    assert row == {"r": None, "rho": None, "n": 1, "weight": 0.5, "kind": "single"}
-    assert scores["partial"] is True and scores["missing"] == []
+    assert row == {
+        "r": None,
+        "rho": None,
+        "n": 1,
+        "weight": 0.5,
+        "kind": "single",
+        "scored": False,
+        "reason": "1 sequences, a correlation needs at least 3",
+    }
+    assert scores["partial"] is True and scores["missing"] == [] and scores["not_scored"] == ["challenging"]
     assert scores["weight_sum"] == pytest.approx(4.15)
     del singles["challenging"]
     expected = _expected(folder, singles, pairs, pred)
     p = sum(SUBSET_WEIGHTS[k] * v[0] ** 2 for k, v in expected.items()) / 4.15
     assert scores["pearson_score"] == pytest.approx(p, abs=1e-9)
-    assert "undefined correlation" in format_table(scores)
+    assert "not scored" in format_table(scores)
+
+
+def test_two_item_subsets_and_constant_predictions_are_not_scored(tmp_path: Path, caplog) -> None:
+    folder, singles, pairs = make_folder(tmp_path, seed=13)
+    seqs = [line.split("\t")[0] for line in (folder / SEQUENCE_FILE).read_text().splitlines()]
+    _write_single(folder / SUBSET_FILES["yeast"], [4, 9], seqs, unnamed=False)  # 2 sequences: r would be +-1
+    _write_pairs(folder / SUBSET_FILES["SNVs"], [(1, 2), (5, 6)], seqs, unnamed=False)  # 2 pairs
+    suite = load_test_suite(folder)
+    pred = suite.measured + np.random.default_rng(14).normal(size=N_SEQ)
+    pred[suite.singles["high"]] = 0.25  # a constant prediction on one subset
+    with caplog.at_level("WARNING", logger="src.evaluation.dream_suite"):
+        scores = score_predictions(suite, pred)
+    assert scores["not_scored"] == ["high", "yeast", "SNVs"]
+    rows = scores["subsets"]
+    assert rows["yeast"]["reason"] == "2 sequences, a correlation needs at least 3"
+    assert rows["SNVs"]["reason"] == "2 pairs, a correlation needs at least 3"
+    assert rows["high"]["reason"] == "constant prediction"
+    assert all(rows[k]["r"] is None and rows[k]["rho"] is None and not rows[k]["scored"] for k in scores["not_scored"])
+    warned = [r.getMessage() for r in caplog.records]
+    assert any("yeast not scored: 2 sequences" in m for m in warned) and any("SNVs not scored" in m for m in warned)
+    # the scores are weighted over the subsets that were scored, and say which weight they used
+    weight = 4.65 - 0.3 - 0.3 - 1.25
+    assert scores["weight_sum"] == pytest.approx(weight) and scores["partial"] is True
+    for name in ("high", "yeast"):
+        del singles[name]
+    del pairs["SNVs"]
+    expected = _expected(folder, singles, pairs, pred)
+    assert set(expected) == {k for k, row in rows.items() if row["scored"]}
+    p = sum(SUBSET_WEIGHTS[k] * v[0] ** 2 for k, v in expected.items()) / weight
+    s = sum(SUBSET_WEIGHTS[k] * v[1] for k, v in expected.items()) / weight
+    assert scores["pearson_score"] == pytest.approx(p, abs=1e-9)
+    assert scores["spearman_score"] == pytest.approx(s, abs=1e-9)
+    md = format_table(scores)
+    assert f"weight {weight:g} of 4.65" in md
+    assert "| yeast | 0.3 | 2 | not scored: 2 sequences, a correlation needs at least 3 |" in md
+    assert scatter_title("SNVs", 2, rows["SNVs"]) == "SNVs (n=2)\nnot scored: 2 pairs, a correlation needs at least 3"
+    assert "r=" not in scatter_title("yeast", 2, rows["yeast"])
 
 
 def test_prediction_length_and_values_checked(synthetic) -> None:
@@ -242,6 +288,10 @@ def test_real_format_folder() -> None:
     assert set(scores["subsets"]) == set(SUBSET_WEIGHTS)
     assert scores["subsets"]["all"]["r"] == pytest.approx(stats.pearsonr(pred, suite.measured)[0], abs=1e-9)
     assert 0.0 <= scores["pearson_score"] <= 1.0 and -1.0 <= scores["spearman_score"] <= 1.0
+    # its pair subsets hold 2 pairs each: not scored, whatever the predictions (two points give r = +-1)
+    assert scores["not_scored"] == list(PAIR_SUBSETS)
+    assert scores["weight_sum"] == pytest.approx(4.65 - sum(SUBSET_WEIGHTS[k] for k in PAIR_SUBSETS))
+    assert "r=1.000" not in scatter_title("SNVs", 2, scores["subsets"]["SNVs"])
 
 
 # ----------------------------------------------------------------------------- errors

@@ -5,13 +5,16 @@ no header, 0-based line number = position ``pos``) and one CSV per subset. Singl
 positions (``pos``); pair subsets list ``(alt_pos, ref_pos)`` pairs and are scored on the
 ``alt - ref`` differences. Scores are the challenge's weighted averages: Pearson score =
 ``sum(w * r**2) / sum(w)``, Spearman score = ``sum(w * rho) / sum(w)``. Subsets whose files are
-absent, or whose correlation is undefined (``n < 2`` or zero variance), are reported and left out;
-the weights are renormalised over the rest and the result is flagged ``partial``.
+absent are reported as missing; a subset with fewer than :data:`MIN_ITEMS` sequences or pairs, or
+whose predictions or measured values are constant, has no meaningful correlation (two points always
+give r = ±1): it is reported as not scored, with a warning and the reason. Both scores are weighted
+over the scored subsets only (``weight_sum``, stated in the report) and the result is flagged ``partial``.
 """
 
 from __future__ import annotations
 
 import csv
+import logging
 import math
 import warnings
 from dataclasses import dataclass, field
@@ -23,7 +26,10 @@ import numpy as np
 from src.datamodules.readers import open_text, parse_float
 from src.errors import DataError
 
+log = logging.getLogger(__name__)
+
 SEQUENCE_FILE = "filtered_test_data_with_MAUDE_expression.txt"
+MIN_ITEMS = 3  # fewest sequences (or pairs) a subset needs to be scored: two points always correlate perfectly
 
 SUBSET_WEIGHTS: dict[str, float] = {
     "all": 1.0,
@@ -291,9 +297,16 @@ def subset_values(suite: TestSuite, predictions: np.ndarray) -> dict[str, tuple[
     return out
 
 
-def _none_if_nan(value: float) -> float | None:
-    """NaN -> None (JSON has no NaN)."""
-    return None if value is None or not math.isfinite(value) else float(value)
+def unscored_reason(kind: str, pred: np.ndarray, meas: np.ndarray) -> str | None:
+    """Why a subset's correlation means nothing (too few items, a constant side), or None when it can be scored."""
+    items = "pairs" if kind == "pair" else "sequences"
+    if pred.size < MIN_ITEMS:
+        return f"{pred.size} {items}, a correlation needs at least {MIN_ITEMS}"
+    if np.ptp(pred) == 0:
+        return "constant prediction" + (" difference" if kind == "pair" else "")
+    if np.ptp(meas) == 0:
+        return "constant measured " + ("difference" if kind == "pair" else "values")
+    return None
 
 
 def score_predictions(suite: TestSuite, predictions: np.ndarray) -> dict[str, Any]:
@@ -302,41 +315,45 @@ def score_predictions(suite: TestSuite, predictions: np.ndarray) -> dict[str, An
     Returns a JSON-serialisable dict::
 
         {"pearson_score": float | None, "spearman_score": float | None, "partial": bool,
-         "missing": [subset, ...], "weight_sum": float, "n_sequences": int,
-         "subsets": {name: {"r", "rho", "n", "weight", "kind"}}}
+         "missing": [subset, ...], "not_scored": [subset, ...], "weight_sum": float,
+         "weight_total": float, "n_sequences": int,
+         "subsets": {name: {"r", "rho", "n", "weight", "kind", "scored"[, "reason"]}}}
 
-    ``weight_sum`` is the total weight of the subsets that entered the scores (4.65 when none is
-    missing or undefined). ``partial`` is true when a subset file is missing or a subset's
-    correlation is undefined (``r`` / ``rho`` None); those subsets are left out of both scores.
+    A subset with fewer than :data:`MIN_ITEMS` items or a constant side is not scored (``r`` / ``rho``
+    None, ``reason`` says why, a warning is logged). ``weight_sum`` is the total weight of the scored
+    subsets, over which both scores are weighted (``weight_total``, 4.65, when every subset is scored).
+    ``partial`` is true when a subset file is missing or a subset is not scored.
     """
     values = subset_values(suite, predictions)
     subsets: dict[str, dict[str, Any]] = {}
-    p_num = s_num = p_den = s_den = 0.0
-    undefined = False
+    p_num = s_num = weight_sum = 0.0
     for name, (kind, pred, meas) in values.items():
         weight = SUBSET_WEIGHTS[name]
-        r = pearson(pred, meas)
-        rho = spearman(pred, meas)
-        if math.isfinite(r):
+        reason = unscored_reason(kind, pred, meas)
+        r = rho = math.nan
+        if reason is None:
+            r, rho = pearson(pred, meas), spearman(pred, meas)
+            if not (math.isfinite(r) and math.isfinite(rho)):  # values so large that the sums overflow
+                reason = "undefined correlation"
+        row: dict[str, Any] = {"r": None, "rho": None, "n": int(pred.size), "weight": weight, "kind": kind}
+        if reason is None:
             p_num += weight * r * r
-            p_den += weight
-        if math.isfinite(rho):
             s_num += weight * rho
-            s_den += weight
-        undefined = undefined or not (math.isfinite(r) and math.isfinite(rho))
-        subsets[name] = {
-            "r": _none_if_nan(r),
-            "rho": _none_if_nan(rho),
-            "n": int(pred.size),
-            "weight": weight,
-            "kind": kind,
-        }
+            weight_sum += weight
+            row.update(r=float(r), rho=float(rho), scored=True)
+        else:
+            log.warning("subset %s not scored: %s (left out of the weighted scores)", name, reason)
+            row.update(scored=False, reason=reason)
+        subsets[name] = row
+    not_scored = [name for name, row in subsets.items() if not row["scored"]]
     return {
-        "pearson_score": p_num / p_den if p_den > 0 else None,
-        "spearman_score": s_num / s_den if s_den > 0 else None,
-        "partial": bool(suite.missing) or undefined,
+        "pearson_score": p_num / weight_sum if weight_sum > 0 else None,
+        "spearman_score": s_num / weight_sum if weight_sum > 0 else None,
+        "partial": bool(suite.missing) or bool(not_scored),
         "missing": list(suite.missing),
-        "weight_sum": p_den,
+        "not_scored": not_scored,
+        "weight_sum": weight_sum,
+        "weight_total": sum(SUBSET_WEIGHTS.values()),
         "n_sequences": len(suite.sequences),
         "subsets": subsets,
     }

@@ -11,7 +11,7 @@ import numpy as np
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 
-from src.evaluation.dream_suite import SUBSET_WEIGHTS, TestSuite, subset_values
+from src.evaluation.dream_suite import MIN_ITEMS, SUBSET_WEIGHTS, TestSuite, subset_values
 from src.utils.io import atomic_write_bytes, atomic_write_text, write_json
 
 
@@ -23,7 +23,11 @@ def _fmt(value: float | None, digits: int = 4) -> str:
 
 
 def format_table(scores: dict[str, Any]) -> str:
-    """Markdown table (subset, weight, n, Pearson r, r², Spearman rho) plus both scores and a partial note."""
+    """Markdown table (subset, weight, n, Pearson r, r², Spearman rho) plus both scores and the weight they use.
+
+    A subset that is not scored shows why instead of its correlations; the scores then say over which
+    weight of the total they are averaged.
+    """
     lines = [
         "| subset | weight | n | Pearson r | r² | Spearman rho |",
         "|---|---:|---:|---:|---:|---:|",
@@ -36,28 +40,40 @@ def format_table(scores: dict[str, Any]) -> str:
             r = row.get("r")
             r2 = None if r is None or not math.isfinite(r) else r * r
             label = f"{name} (Δ alt−ref)" if row.get("kind") == "pair" else name
-            lines.append(
-                f"| {label} | {row.get('weight', SUBSET_WEIGHTS.get(name, float('nan'))):g} | {row.get('n', 0)} "
-                f"| {_fmt(r)} | {_fmt(r2)} | {_fmt(row.get('rho'))} |"
-            )
+            weight = f"{row.get('weight', SUBSET_WEIGHTS.get(name, float('nan'))):g}"
+            if row.get("scored", r is not None) is False:
+                lines.append(
+                    f"| {label} | {weight} | {row.get('n', 0)} | not scored: {row.get('reason', '')} | — | — |"
+                )
+            else:
+                lines.append(
+                    f"| {label} | {weight} | {row.get('n', 0)} | {_fmt(r)} | {_fmt(r2)} | {_fmt(row.get('rho'))} |"
+                )
         elif name in missing:
             lines.append(f"| {name} | {SUBSET_WEIGHTS[name]:g} | missing | — | — | — |")
+    weight_sum = scores.get("weight_sum")
+    total = scores.get("weight_total", sum(SUBSET_WEIGHTS.values()))
+    over = f" over the scored subsets, weight {weight_sum:g} of {total:g}" if weight_sum is not None else ""
     lines.append("")
-    lines.append(f"**Pearson score** (weighted r²): {_fmt(scores.get('pearson_score'))}  ")
-    lines.append(f"**Spearman score** (weighted rho): {_fmt(scores.get('spearman_score'))}")
+    lines.append(f"**Pearson score** (weighted r²{over}): {_fmt(scores.get('pearson_score'))}  ")
+    lines.append(f"**Spearman score** (weighted rho{over}): {_fmt(scores.get('spearman_score'))}")
     if scores.get("partial"):
-        undefined = [n for n, row in subsets.items() if row.get("r") is None or row.get("rho") is None]
+        not_scored = [n for n, row in subsets.items() if row.get("scored", row.get("r") is not None) is False]
         why = []
         if missing:
             why.append("missing subset file(s): " + ", ".join(missing))
-        if undefined:
-            why.append("undefined correlation (n < 2 or zero variance): " + ", ".join(undefined))
-        weight_sum = scores.get("weight_sum")
-        total = sum(SUBSET_WEIGHTS.values())
-        renorm = f" Weights renormalised over {weight_sum:g} of {total:g}." if weight_sum is not None else ""
+        if not_scored:
+            why.append(f"not scored (fewer than {MIN_ITEMS} items or a constant side): " + ", ".join(not_scored))
         lines.append("")
-        lines.append(f"> **Partial score** — {'; '.join(why) or 'some subsets left out'}.{renorm}")
+        lines.append(f"> **Partial score** — {'; '.join(why) or 'some subsets left out'}.")
     return "\n".join(lines) + "\n"
+
+
+def scatter_title(name: str, n: int, row: dict[str, Any]) -> str:
+    """The scatter plot's title: the subset, n and its correlations, or why it is not scored."""
+    if row.get("scored", row.get("r") is not None) is False:
+        return f"{name} (n={n})\nnot scored: {row.get('reason', 'no correlation')}"
+    return f"{name} (n={n})\nr={_fmt(row.get('r'), 3)}  rho={_fmt(row.get('rho'), 3)}"
 
 
 def _scatter_png(name: str, kind: str, pred: np.ndarray, meas: np.ndarray, row: dict[str, Any]) -> bytes:
@@ -80,7 +96,7 @@ def _scatter_png(name: str, kind: str, pred: np.ndarray, meas: np.ndarray, row: 
         ax.set_xlabel("measured expression", fontsize=8)
         ax.set_ylabel("predicted expression", fontsize=8)
     ax.tick_params(labelsize=7)
-    ax.set_title(f"{name} (n={pred.size})\nr={_fmt(row.get('r'), 3)}  rho={_fmt(row.get('rho'), 3)}", fontsize=9)
+    ax.set_title(scatter_title(name, int(pred.size), row), fontsize=9)
     fig.tight_layout()
     buf = io.BytesIO()
     fig.savefig(buf, format="png")
