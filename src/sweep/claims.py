@@ -101,3 +101,9 @@ def try_claim(sweep_dir: Path, key: str, timeout: float) -> Claim | None:
             handle.write(info)
         return Claim(path)
     return None
+
+
+def claim_held(sweep_dir: Path, key: str, timeout: float) -> bool:
+    """Whether a live launch holds the claim of job ``key`` (a stale claim counts as free)."""
+    path = claim_path(sweep_dir, key)
+    return path.exists() and not _is_stale(path, timeout)

@@ -34,7 +34,7 @@ NON_IDENTITY_KEYS = frozenset(
         "trainer.enable_model_summary",
     }
 )
-NON_IDENTITY_PREFIXES = ("hydra.", "hydra/")
+NON_IDENTITY_PREFIXES = ("hydra.", "hydra/", "sweep.halving.")  # halving settings: the same job at every rung
 
 
 def _override_value(text: str) -> object:
