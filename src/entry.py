@@ -23,6 +23,7 @@ from typing import Any
 
 from omegaconf import DictConfig, OmegaConf
 
+from src.datamodules.splits import fold_of_pair
 from src.errors import exit_code, user_message
 from src.sweep.identity import in_multirun
 from src.sweep.job import run_sweep_job
@@ -40,11 +41,13 @@ def register_resolvers() -> None:
 
     ``${pf.combination:}``: the composed config's ``<first>-<core>-<final>`` name (run folders, W&B
     run names). ``${pf.dirname:text}``: a file-system safe job folder name (``hydra.sweep.subdir``).
+    ``${pf.fold:pair,n_folds,role,default}``: the test or validation fold of ``data.fold_pair``.
     Also silences Hydra's note that ``conf/hydra/launcher/*.yaml`` are validated against the launcher
     plugins' schemas (they share their names on purpose).
     """
     OmegaConf.register_new_resolver("pf.combination", _combination, replace=True)
     OmegaConf.register_new_resolver("pf.dirname", safe_dirname, replace=True)
+    OmegaConf.register_new_resolver("pf.fold", fold_of_pair, replace=True)
     warnings.filterwarnings("ignore", message=r"\s*'hydra/launcher/\S+' is validated against ConfigStore schema")
 
 

@@ -5,15 +5,17 @@ sweep bookkeeping and the entry points can import it cheaply.
 
 Exit statuses of ``train.py`` / ``predict.py`` / ``evaluate.py`` (see :func:`exit_code`):
 :data:`EXIT_USER_ERROR` (2) for bad input data or config, :data:`EXIT_DIVERGED` (3) when
-training diverged.
+training diverged, ``128 + signal`` (130 for SIGINT, 143 for SIGTERM) when a signal stopped training
+(:class:`Interrupted`).
 """
 
 from __future__ import annotations
 
 import errno
+import signal
 from pathlib import Path
 
-from omegaconf.errors import MissingMandatoryValue
+from omegaconf.errors import InterpolationResolutionError, MissingMandatoryValue
 
 EXIT_USER_ERROR = 2
 EXIT_DIVERGED = 3
@@ -42,6 +44,23 @@ class CompositionError(ConfigError):
 
 class DivergedError(RuntimeError):
     """The training loss became NaN or infinite."""
+
+
+class Interrupted(SystemExit):
+    """Training stopped by a signal (:mod:`src.interrupts`); the exit status is ``128 + signum`` (130, 143)."""
+
+    def __init__(self, signum: int, checkpoint: Path | None, step: int | None) -> None:
+        super().__init__(128 + signum)
+        self.signum = signum
+        self.checkpoint = checkpoint  # written at the interrupt (None: stopped at once, no new checkpoint)
+        self.step = step
+
+    @property
+    def signal_name(self) -> str:
+        return signal.Signals(self.signum).name
+
+    def __str__(self) -> str:
+        return f"stopped by {self.signal_name}"
 
 
 class LengthPolicyError(ValueError):
@@ -91,8 +110,21 @@ def is_file_system_error(err: BaseException) -> bool:
     return isinstance(err, OSError) and err.errno in FILE_SYSTEM_ERRNOS
 
 
+def resolver_cause(err: BaseException) -> BaseException:
+    """The user error a config resolver raised (``${pf.fold:...}`` on a bad ``data.fold_pair``), else ``err``.
+
+    OmegaConf wraps an exception raised while resolving an interpolation in
+    ``InterpolationResolutionError``s; the original is at the end of their ``__context__`` chain.
+    """
+    inner: BaseException | None = err
+    while isinstance(inner, InterpolationResolutionError):
+        inner = inner.__cause__ or inner.__context__
+    return inner if inner is not None and isinstance(inner, USER_ERRORS) else err
+
+
 def user_message(err: BaseException) -> str:
     """The one line printed for a user error (a missing config value says how to set it)."""
+    err = resolver_cause(err)
     if is_file_system_error(err):
         assert isinstance(err, OSError)
         where = err.filename or "the output folder"
@@ -104,6 +136,7 @@ def user_message(err: BaseException) -> str:
 
 def error_line(err: BaseException) -> str:
     """``"<ExceptionType>: <first line of the message>"`` (the sweep ledger's ``error`` field)."""
+    err = resolver_cause(err)
     if isinstance(err, MissingMandatoryValue):
         message = f"missing required config value {err.full_key}"
     else:
@@ -116,6 +149,6 @@ def exit_code(err: BaseException) -> int | None:
     """The exit status for ``err``: :data:`EXIT_DIVERGED`, :data:`EXIT_USER_ERROR`, or ``None`` (a bug: re-raise)."""
     if isinstance(err, DivergedError):
         return EXIT_DIVERGED
-    if isinstance(err, USER_ERRORS) or is_file_system_error(err):
+    if isinstance(resolver_cause(err), USER_ERRORS) or is_file_system_error(err):
         return EXIT_USER_ERROR
     return None

@@ -50,13 +50,18 @@ from src.errors import ConfigError, DivergedError
 from src.evaluation import TestSuite, load_test_suite
 from src.evaluation.evaluate_model import PREDICTIONS_NPY
 from src.evaluation.prediction_file import write_predictions
+from src.final_validation import ValidateAtStop
 from src.head_bias import start_head_at_targets
 from src.host_memory import keep_freed_memory
 from src.inference import resolve_device
+from src.interrupts import StopOnSignal, exit_status, interrupted_message
 from src.lit_modules.metrics import check_monitor, metric_names, monitor_of
 from src.lit_modules.prixfixe_module import PrixFixeModule, module_factory
 from src.peak_lr import report_peak, resolve_peak
 from src.precision import apply_precision_fallback
+from src.resume_state import ResumeState
+from src.run_completion import completed_run, keep_history
+from src.run_lock import releasing_run_locks, take_run_lock
 from src.retries import retries_of, train_with_retries
 from src.utils.io import atomic_write_text, json_safe, write_json
 from src.utils.naming import combination_of
@@ -137,6 +142,8 @@ def build_callbacks(cfg: DictConfig, run_dir: Path) -> list[L.Callback]:
     metric, mode = monitor_of(cfg)
     callbacks: list[L.Callback] = [
         EpochStream(),
+        ResumeState(),  # a resume continues at the checkpoint's step: its batches, random draws and schedule
+        ValidateAtStop(),  # a max_steps stop inside an epoch validates (metrics, best checkpoint) before it ends
         TensorDigest(),  # every checkpoint carries its tensors' digest
         # the best epoch by the monitored metric (first: trainer.checkpoint_callback, the summary's best_*)
         ModelCheckpoint(
@@ -150,6 +157,7 @@ def build_callbacks(cfg: DictConfig, run_dir: Path) -> list[L.Callback]:
         # last.ckpt after every epoch, the point a killed run resumes from. (ModelCheckpoint(save_last=True)
         # of the best callback rewrites last.ckpt only in epochs that improve the best score.)
         ModelCheckpoint(dirpath=checkpoints, filename="last", save_top_k=1, enable_version_counter=False),
+        StopOnSignal(run_dir / "checkpoints" / "last.ckpt"),  # SIGINT/SIGTERM: last.ckpt at the step, exit 130/143
     ]
     if cfg.get("logger"):
         callbacks.append(LearningRateMonitor(logging_interval="step"))
@@ -161,7 +169,15 @@ def _metrics_dict(trainer: L.Trainer) -> dict[str, float]:
 
 
 def train(cfg: DictConfig) -> dict[str, Any]:
-    """Run one training job; returns a summary dict (also written to ``metrics.json``)."""
+    """Run one training job; returns a summary dict (also written to ``metrics.json``).
+
+    The run folder is locked while the job uses it (:mod:`src.run_lock`); the lock goes however the job ends.
+    """
+    with releasing_run_locks():
+        return _train(cfg)
+
+
+def _train(cfg: DictConfig) -> dict[str, Any]:
     validate_config(cfg)
     if retries_of(cfg) and not cfg.get("dry_run"):  # recipe.retries: collapsed/diverged runs start again
         return train_with_retries(train, cfg)
@@ -192,6 +208,10 @@ def train(cfg: DictConfig) -> dict[str, Any]:
     if ckpt_path:
         check_resume(module, ckpt_path)  # corrupt, or another combination/processing: before anything is written
     check_output_folder(run_dir, "hydra.run.dir", create=True)  # a read-only folder fails before data is read
+    take_run_lock(run_dir)  # one run per folder: a second process refuses here, before it writes anything
+    finished = completed_run(cfg, run_dir, ckpt_path)  # resume=true of a finished run: one line, nothing written
+    if finished is not None:
+        return finished
     if cfg.get("init_from"):
         if ckpt_path:
             log.info("resuming from %s: init_from=%s is not applied", ckpt_path, cfg.init_from)
@@ -241,11 +261,11 @@ def train(cfg: DictConfig) -> dict[str, Any]:
             test_scores = evaluate_after_training(trainer, test_suite, run_dir)
     except DivergedError as err:
         error = err
-    except (KeyboardInterrupt, SystemExit) as err:  # Ctrl-C: Lightning shuts down, then exits with status 1
+    except (KeyboardInterrupt, SystemExit) as err:  # SIGINT/SIGTERM (src/interrupts.py): exit 130/143
         interrupted = err
     finally:
         # a non-zero W&B exit state for a run that did not finish
-        finish_run(exit_code=130 if interrupted is not None else 1 if error is not None else None)
+        finish_run(exit_code=exit_status(interrupted) if interrupted is not None else 1 if error is not None else None)
     ckpt_cb = trainer.checkpoint_callback
     status = "diverged" if error is not None else "collapsed" if module.collapsed else "ok"
     summary = {
@@ -277,11 +297,12 @@ def train(cfg: DictConfig) -> dict[str, Any]:
         summary["test"] = {k: test_scores[k] for k in ("pearson_score", "spearman_score", "partial")}
         summary["test"]["folder"] = str(Path(str(cfg.test_data)).resolve())
         summary["test"]["predictions"] = str(run_dir / "evaluation" / PREDICTIONS_NPY)  # evaluate_module wrote it
+    summary = keep_history(summary, run_dir, resumed=bool(ckpt_path))  # earlier summaries under "previous"
     summary = json_safe(summary)  # NaN/inf metrics (a diverged run) become null
     write_json(run_dir / "metrics.json", summary)
     log.info("metrics written to %s", run_dir / "metrics.json")
     if interrupted is not None:
-        log.warning("interrupted: %s has status interrupted; resume=true continues the run", run_dir / "metrics.json")
+        log.warning(interrupted_message(interrupted, run_dir))
         raise interrupted
     if summary["status"] == "collapsed":
         log.warning(

@@ -124,6 +124,50 @@ def test_fold_column_synthetic(tmp_path: Path) -> None:
         datamodule(path, reader, 12, "_Reversed:", test_fold=12, fold_val=1).setup()
 
 
+def test_one_override_sweeps_every_ordered_fold_pair(tmp_path: Path) -> None:
+    """``data.fold_pair=0..89`` maps one-to-one onto the 90 ordered (test k, validation j) pairs, k != j."""
+    from omegaconf import OmegaConf
+
+    from src.datamodules.splits import ordered_fold_pair
+    from src.errors import EXIT_USER_ERROR, exit_code, user_message
+
+    pairs = [ordered_fold_pair(p, 10) for p in range(90)]
+    assert len(set(pairs)) == 90 and all(k != j for k, j in pairs)
+    assert set(pairs) == {(k, j) for k in range(10) for j in range(10) if k != j}
+    assert pairs[0] == (0, 1) and pairs[9] == (1, 0) and pairs[37] == (4, 1) and pairs[89] == (9, 8)
+    cfg = compose_cfg(["data=human_mpra", "data.path=x", "data.fold_pair=37"])
+    assert (cfg.datamodule.test_fold, cfg.datamodule.fold_val) == (4, 1)  # what the datamodule receives
+    cfg = compose_cfg(["data=human_mpra", "data.path=x"])  # no pair: the configured folds
+    assert (cfg.datamodule.test_fold, cfg.datamodule.fold_val) == (0, 1)
+    path = write_mpra(tmp_path / "all.tsv", 100)
+    dm = datamodule(path, partial(MPRA_READER, fold_column="fold"), 12, "_Reversed:", test_fold=4, fold_val=1)
+    dm.setup()
+    assert set(dm.split_records["test"].folds.tolist()) == {4} and set(dm.split_records["val"].folds.tolist()) == {1}
+    for bad in ("90", "-1"):  # one line naming the key, exit status 2
+        with pytest.raises(Exception) as err:
+            OmegaConf.resolve(compose_cfg(["data=human_mpra", "data.path=x", f"data.fold_pair={bad}"]))
+        assert user_message(err.value) == f"data.fold_pair={bad}: must be an integer in 0..89 (10 folds)"
+        assert exit_code(err.value) == EXIT_USER_ERROR
+
+
+def test_leaderboard_reports_mean_and_sd_over_fold_pairs(tmp_path: Path) -> None:
+    from src.sweep.ledger import LEDGER_NAME, append_record, make_record
+    from src.sweep.summarize import summarize
+
+    values = {"bhi": [0.60, 0.64, 0.68], "resnet": [0.50, 0.50, 0.53]}
+    for final, pearsons in values.items():
+        for pair, value in enumerate(pearsons):
+            overrides = {"first": "bhi", "core": "bhi", "final": final, "data.fold_pair": pair, "seed": 0}
+            record = make_record(overrides=overrides, status="ok", metrics={"test/pearson": value, "val/pearson": 1})
+            append_record(tmp_path / LEDGER_NAME, record)
+    result = summarize(tmp_path, metric="test/pearson")
+    best = result["rows"][0]
+    assert best["final"] == "bhi" and best["n_seeds"] == 3 and best["n_fold_pairs"] == 3
+    assert best["test/pearson_mean"] == pytest.approx(0.64) and best["test/pearson_sd"] == pytest.approx(0.04)
+    assert "data.fold_pair" not in best["config"]  # a replicate, not a setting: one row per configuration
+    assert "over runs: up to 3 ordered fold pairs" in result["markdown"] and "| n_runs |" in result["markdown"]
+
+
 def test_hash_split_without_split_columns(tmp_path: Path) -> None:
     path = write_mpra(tmp_path / "plain.tsv", 60)  # the reader is not told about the fold column
     dm = datamodule(path, MPRA_READER, 12, "_Reversed:", n_folds=5)
@@ -240,10 +284,11 @@ def test_mpra_reverse_complement_flips_the_orientation_flag() -> None:
 
 
 def test_soft_bins_rebin_non_yeast_targets_and_leave_dream_alone() -> None:
-    objective = SoftBinObjective()
+    objective = SoftBinObjective(rescale="none")  # DREAM's declaration (data.soft_bins)
     dream = torch.tensor([[0.0], [17.0], [3.5]])
     objective.fit(dream)
     assert not objective.rescaled and torch.equal(objective.to_bins(dream), dream)
+    objective = SoftBinObjective(rescale="fit")  # lentiMPRA's and DeepSTARR's
     y = torch.tensor([[-2.0, 1.0], [4.0, 3.0], [1.0, 2.0]])
     objective.fit(y)
     assert objective.rescaled

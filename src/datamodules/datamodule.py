@@ -56,7 +56,8 @@ class EpochBatchSampler(Sampler[BatchRequest]):
 
     The stream concatenates permutations ``perm(seed, pass)`` of the items; epoch
     ``e`` takes batches ``[e * S, (e + 1) * S)`` of it, so epochs never drop or
-    repeat steps and every epoch is reproducible on its own. Without shuffling the
+    repeat steps and every epoch is reproducible on its own; a run resumed inside an
+    epoch starts at the batch it reached (:meth:`skip_batches`). Without shuffling the
     items are taken in order once (evaluation). In distributed runs each training
     rank takes every ``world_size``-th batch and each evaluation rank every
     ``world_size``-th item, padded so that all ranks run as many batches.
@@ -87,10 +88,15 @@ class EpochBatchSampler(Sampler[BatchRequest]):
             per_rank = math.ceil(n_items / world_size)  # padded so that every rank runs as many batches
             self.steps = math.ceil(per_rank / self.batch_size)
         self.epoch = 0
+        self._skip = 0  # batches of the current epoch already trained (a mid-epoch resume), skipped once
         self._pass: tuple[int, np.ndarray] | None = None  # the permutation in use, kept for its pass
 
     def set_epoch(self, epoch: int) -> None:
         self.epoch = int(epoch)
+
+    def skip_batches(self, n: int) -> None:
+        """Start the next iteration at batch ``n`` of the epoch (the epoch's earlier batches were trained)."""
+        self._skip = max(0, min(int(n), self.steps))
 
     def __len__(self) -> int:
         return self.steps
@@ -119,7 +125,8 @@ class EpochBatchSampler(Sampler[BatchRequest]):
                 yield BatchRequest(mine[start : start + self.batch_size], 0)
             return
         per_pass = self.n_items // self.batch_size  # full batches per permutation (drop_last)
-        for step in range(self.steps):
+        start, self._skip = self._skip, 0
+        for step in range(start, self.steps):
             global_batch = (self.epoch * self.steps + step) * self.world_size + self.rank
             pass_index, within = divmod(global_batch, per_pass)
             perm = self._permutation(pass_index)

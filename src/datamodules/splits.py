@@ -9,7 +9,9 @@ Four forms, chosen by ``data.split`` (``auto`` picks the first that applies):
 * ``column``: one file with a split column (DeepSTARR's ``set``: ``Train``/``Val``/``Test``,
   case-insensitive; ``valid``/``validation`` also mean validation).
 * ``fold``: one file with an integer fold column (lentiMPRA's 10 folds): ``data.test_fold`` is
-  the test split, ``data.val_fold`` the validation split, the other folds train.
+  the test split, ``data.val_fold`` the validation split, the other folds train. ``data.fold_pair=p``
+  names one of the ``n (n - 1)`` ordered pairs instead (:func:`ordered_fold_pair`), so
+  ``data.fold_pair=range(90)`` sweeps lentiMPRA's whole protocol.
 * ``hash``: no published split: a sequence-hash fold is the validation split, no test split
   (see :mod:`src.datamodules.split`). The DREAM and synthetic data always use it.
 """
@@ -154,6 +156,33 @@ def fold_assignment(records: Records, test_fold: int | None, val_fold: int | Non
         if fold is not None and int(fold) not in present:
             raise ConfigError(f"{key}={fold}: {records.path} holds folds {present}")
     return which
+
+
+def ordered_fold_pair(pair: int, n_folds: int) -> tuple[int, int]:
+    """``(test fold k, validation fold j)``, ``k != j``, of ordered pair number ``pair`` of ``n_folds`` folds.
+
+    Pairs are numbered test fold first: ``pair = k (n - 1) + i`` where ``j`` is the ``i``-th fold other
+    than ``k``. With 10 folds, pairs 0..8 test on fold 0 and validate on folds 1..9, pair 9 is (1, 0),
+    pair 89 is (9, 8).
+    """
+    n = int(n_folds)
+    if n < 2:
+        raise ConfigError(f"data.n_folds={n_folds}: ordered fold pairs need at least 2 folds")
+    if isinstance(pair, bool) or not isinstance(pair, int) or not 0 <= pair < n * (n - 1):
+        raise ConfigError(f"data.fold_pair={pair}: must be an integer in 0..{n * (n - 1) - 1} ({n} folds)")
+    test, index = divmod(pair, n - 1)
+    return test, index if index < test else index + 1
+
+
+def fold_of_pair(pair: int | None, n_folds: int, role: str, default: int | None) -> int | None:
+    """The ``role`` (``test`` or ``val``) fold of ``data.fold_pair``, or ``default`` when no pair is set.
+
+    The ``${pf.fold:...}`` resolver of ``conf/data/human_mpra.yaml`` (``data.test_fold`` / ``data.val_fold``).
+    """
+    if pair is None:
+        return default
+    test, val = ordered_fold_pair(pair, n_folds)
+    return test if role == "test" else val
 
 
 def check_sizes(counts: Mapping[str, int], form: str, path: str) -> None:

@@ -33,7 +33,7 @@ from typing import Any
 
 from omegaconf import DictConfig
 
-from src.errors import CompositionError, DivergedError, LedgerCorruptError, error_line
+from src.errors import CompositionError, DivergedError, Interrupted, LedgerCorruptError, error_line
 from src.lit_modules.metrics import DEFAULT_MONITOR
 from src.retries import attempt_records, ledger_fields, read_summary
 from src.sweep.claims import try_claim
@@ -168,6 +168,10 @@ def _run_claimed(
     try:
         check_launch(cfg)
         summary = task(cfg)
+    except Interrupted as err:  # SIGINT/SIGTERM: recorded, then the sweep stops with the signal's exit status
+        if not dry_run and writer:
+            _record_interrupted(ctx, err, time.time() - started)
+        raise
     except Exception as err:
         seconds = time.time() - started
         finish_run(exit_code=1)
@@ -215,6 +219,23 @@ def _append_attempts(ctx: JobContext, summary: Any) -> None:
     """A record per earlier attempt of a retried job (``recipe.retries``); none for a job trained once."""
     for record in attempt_records(summary if isinstance(summary, Mapping) else {}, ctx.overrides, ctx.job_dir):
         _append(ctx.ledger, record)
+
+
+def _record_interrupted(ctx: JobContext, err: Interrupted, seconds: float) -> None:
+    """An ``interrupted`` record (the job's ``last.ckpt`` holds the step it reached)."""
+    partial = _partial_summary(ctx.job_dir)
+    record = make_record(
+        overrides=ctx.overrides,
+        status="interrupted",
+        metrics=partial.get("metrics"),
+        params=partial.get("params"),
+        seconds=seconds,
+        peak_memory_mb=peak_memory_mb(),
+        error=f"Interrupted: {err}" + (f" at step {err.step}" if err.step is not None else ""),
+        run_dir=ctx.job_dir,
+    )
+    _append(ctx.ledger, record)
+    note_outcome(ctx.sweep_dir, ctx.key, "interrupted")
 
 
 def _append(ledger: Path, record: Mapping[str, Any]) -> None:

@@ -1,0 +1,39 @@
+"""Resuming a finished run changes nothing (one line, exit 0, every file byte for byte); with more epochs
+it trains on and ``metrics.json`` keeps the earlier summary under ``previous``."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from src.train_task import train
+from tests.helpers import compose_cfg, tiny_bhi_resnet, tiny_run, train_cli
+
+# two epochs of two steps, W&B offline (its run files are part of what must stay unchanged)
+RUN = [*tiny_bhi_resnet(), *tiny_run(logger=None), "recipe.epochs=2"]
+
+
+def _files(folder: Path) -> dict[str, bytes]:
+    return {str(p.relative_to(folder)): p.read_bytes() for p in sorted(folder.rglob("*")) if p.is_file()}
+
+
+def test_resuming_a_finished_run_changes_nothing_and_more_epochs_keep_the_history(tmp_path: Path) -> None:
+    run_dir = tmp_path / "run"
+    finished = train(compose_cfg(RUN, run_dir=run_dir))
+    assert finished["status"] == "ok" and finished["epochs"] == 2 and finished["metrics"]
+    before = _files(run_dir)
+
+    again = train_cli([*RUN, "resume=true", f"hydra.run.dir={run_dir}"], cwd=tmp_path)
+    assert again.returncode == 0, again.stderr[-3000:]
+    lines = [line for line in (again.stdout + again.stderr).splitlines() if line.strip()]
+    assert lines == ["run already complete (epoch 2 of 2); nothing to do"]
+    assert _files(run_dir) == before  # no csv/version_1, no second W&B run, metrics.json untouched
+
+    longer = train(compose_cfg([*RUN, "recipe.epochs=3", "resume=true"], run_dir=run_dir))
+    assert longer["status"] == "ok" and longer["epochs"] == 3 and longer["global_step"] == 6
+    summary = json.loads((run_dir / "metrics.json").read_text())
+    assert summary["metrics"]["val/pearson"] == longer["metrics"]["val/pearson"]
+    (earlier,) = summary["previous"]
+    assert earlier["epochs"] == 2 and earlier["metrics"] == finished["metrics"]
+    assert earlier["best_score"] == finished["best_score"]
+    assert (run_dir / "csv" / "version_0" / "metrics.csv").read_bytes() == before["csv/version_0/metrics.csv"]
