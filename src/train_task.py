@@ -60,9 +60,9 @@ from src.lit_modules.prixfixe_module import PrixFixeModule, module_factory
 from src.peak_lr import report_peak, resolve_peak
 from src.precision import apply_precision_fallback
 from src.resume_state import ResumeState
+from src.retries import retries_of, train_with_retries
 from src.run_completion import completed_run, keep_history
 from src.run_lock import releasing_run_locks, take_run_lock
-from src.retries import retries_of, train_with_retries
 from src.utils.io import atomic_write_text, json_safe, write_json
 from src.utils.naming import combination_of
 from src.utils.run_dir import remove_unused_run_dir

@@ -34,7 +34,8 @@ from src.utils.io import json_safe
 log = logging.getLogger(__name__)
 
 LEDGER_NAME = "ledger.jsonl"
-STATUSES = ("ok", "collapsed", "failed", "rejected", "diverged", "interrupted", "pruned")  # pruned: left behind by halving
+# pruned: left behind by halving; interrupted: stopped by SIGINT/SIGTERM (the job's last.ckpt holds its step)
+STATUSES = ("ok", "collapsed", "failed", "rejected", "diverged", "interrupted", "pruned")
 COMBINATION_KEYS = ("first", "core", "final")
 # Overrides that repeat one configuration rather than change it: the seed and the lentiMPRA fold pair
 # (data.fold_pair, one ordered (test fold, validation fold) pair). Summaries average over them (mean ± sd).
