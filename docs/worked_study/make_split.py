@@ -1,6 +1,6 @@
 """Split the DREAM sample into a training file and a held-out test folder for the worked study.
 
-    python docs/worked_study/make_split.py ../shared/data/dream/train_sample.txt /tmp/prixfixe_study [--test 1500]
+    python docs/worked_study/make_split.py ../shared/data/dream/train_sample.txt outputs/worked_study [--test 1500]
 
 Writes ``<out>/train.txt`` (the reads the sweep trains and validates on) and
 ``<out>/test/filtered_test_data_with_MAUDE_expression.txt`` (``--test`` reads drawn at random with

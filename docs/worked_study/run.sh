@@ -3,7 +3,7 @@
 # scored on 1,500 held-out reads. Run from the repository root: bash docs/worked_study/run.sh
 # Re-running resumes: jobs already ok in the sweep's ledger are skipped (so it can run in pieces).
 set -euo pipefail
-STUDY=${STUDY:-/tmp/prixfixe_study}
+STUDY=${STUDY:-outputs/worked_study}  # the study folder (outputs/ is not tracked by git)
 PY=${PY:-python}
 export OMP_NUM_THREADS=${OMP_NUM_THREADS:-1}
 [ -f "$STUDY/train.txt" ] || "$PY" docs/worked_study/make_split.py ../shared/data/dream/train_sample.txt "$STUDY"

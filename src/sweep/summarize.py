@@ -512,7 +512,7 @@ def heatmap_figure(
         legend.append(Patch(facecolor="none", edgecolor="none", label=text))
     if legend:
         fig.legend(handles=legend, loc="outside lower center", ncol=min(len(legend), 2), fontsize=8, frameon=False)
-    fig.suptitle(wrap_title(title, fig.get_figwidth()), fontsize=12)
+    fig.suptitle(wrap_title(title, fig.get_figwidth()).replace("$", r"\$"), fontsize=12)  # "$" is not mathtext
     return fig
 
 
