@@ -62,9 +62,15 @@ def marginal_explanation(effects: Effects) -> str:
     """Which marginal means the report shows (raw level means or estimated marginal means), in words."""
     pct = int(CONFIDENCE * 100)
     if effects.marginal_kind == ESTIMATED:
+        cells = math.prod(int(n) for n in effects.marginal.groupby("factor")["level"].nunique())
+        why = (
+            f"only {effects.n_configs} of its {cells} combinations have a successful job"
+            if effects.n_configs < cells
+            else "its combinations hold unequal numbers of successful jobs"
+        )
         return (
-            "**Estimated marginal means** (the sweep is not a full balanced grid: some combinations have no "
-            "successful job, or unequal numbers): an additive least-squares model of the metric on "
+            f"**Estimated marginal means** (the sweep is not a full balanced grid: {why}): an additive "
+            "least-squares model of the metric on "
             f"{' + '.join(effects.factors)} (statsmodels) predicts every cell of the full grid, and a level's "
             f"estimate is the mean of its cells' predictions, so every level is averaged over the same partners. "
             f"The {pct}% interval is the model's. The raw mean over the level's jobs, which favours levels whose "
