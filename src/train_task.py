@@ -55,6 +55,7 @@ from src.head_bias import start_head_at_targets
 from src.host_memory import keep_freed_memory
 from src.inference import resolve_device
 from src.interrupts import StopOnSignal, exit_status, interrupted_message
+from src.lit_modules.collapse import collapse_checks
 from src.lit_modules.metrics import check_monitor, metric_names, monitor_of
 from src.lit_modules.prixfixe_module import PrixFixeModule, module_factory
 from src.peak_lr import report_peak, resolve_peak
@@ -306,10 +307,9 @@ def _train(cfg: DictConfig) -> dict[str, Any]:
         raise interrupted
     if summary["status"] == "collapsed":
         log.warning(
-            "collapsed: the last validation predicted a constant (Pearson undefined); %s has status collapsed "
-            "(at the shared peak learning rate of 0.005 this happens in fp32 too for core=bhi and sysu blocks: "
-            "a lower recipe.lr, such as the team's own, makes them learn)",
+            "collapsed: the last validation predicted a constant (Pearson undefined); %s has status collapsed. %s",
             run_dir / "metrics.json",
+            collapse_checks(datamodule.train_targets, cfg.core.name, cfg.recipe.get("lr"), datamodule.target_range),
         )
     if error is not None:
         kept = sorted(p.name for p in (run_dir / "checkpoints").glob("*.ckpt")) if ckpt_cb is not None else []

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import logging
 from pathlib import Path
 
 import pytest
@@ -48,8 +49,11 @@ TINY = [
 ]
 
 
-def test_constant_predictor_ends_collapsed(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    """A head with zero weights and no learning predicts its bias: status collapsed, not ok."""
+def test_constant_predictor_ends_collapsed(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A head with zero weights and no learning predicts its bias: status collapsed, not ok; the warning
+    names the causes it checked (the learning rate among them) instead of blaming the learning rate."""
     build = train_task.build_module
 
     def constant_module(cfg):
@@ -60,8 +64,12 @@ def test_constant_predictor_ends_collapsed(tmp_path: Path, monkeypatch: pytest.M
         return module
 
     monkeypatch.setattr(train_task, "build_module", constant_module)
-    summary = train(compose_cfg([*TINY, "recipe.lr=0.0"], run_dir=tmp_path))
+    with caplog.at_level(logging.WARNING):
+        summary = train(compose_cfg([*TINY, "recipe.lr=1e-12"], run_dir=tmp_path))  # lr 0 is refused
     assert summary["status"] == "collapsed"
+    (warning,) = [r.getMessage() for r in caplog.records if r.getMessage().startswith("collapsed:")]
+    assert "Checked: the training targets vary" in warning and "they span [" in warning
+    assert "within the declared range [0, 17]" in warning and "recipe.lr=1e-12" in warning
     assert json.loads((tmp_path / "metrics.json").read_text())["status"] == "collapsed"
     ctx = JobContext(
         overrides={"first": "bhi", "core": "resnet", "final": "resnet"}, sweep_dir=tmp_path, job_dir=tmp_path

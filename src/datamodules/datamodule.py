@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import logging
 import math
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 
 import lightning as L
@@ -33,6 +33,7 @@ from src.datamodules.processing.base import Processing
 from src.datamodules.readers import Records, report_duplicates
 from src.datamodules.splits import SPLITS, SplitData, check_sizes, column_assignment, fold_assignment, resolve_mode
 from src.datamodules.store import SequenceStore, all_n_rows
+from src.datamodules.target_range import declared_range, rows_in_range
 from src.errors import ConfigError, DataError, LengthPolicyError
 
 log = logging.getLogger(__name__)
@@ -219,6 +220,7 @@ class PrixFixeDataModule(L.LightningDataModule):
 
     ``split``/``test_fold``/``fold_val`` are ``data.split``/``data.test_fold``/``data.val_fold``;
     ``n_folds``/``val_fold`` define the hash split used when the data publishes none.
+    ``target_range``/``out_of_range`` are ``data.target_range``/``data.out_of_range`` (see :mod:`.target_range`).
     """
 
     def __init__(
@@ -237,8 +239,13 @@ class PrixFixeDataModule(L.LightningDataModule):
         split: str = "auto",
         test_fold: int | None = None,
         fold_val: int | None = None,
+        target_range: Sequence[float] | None = None,
+        out_of_range: str = "error",
     ) -> None:
         super().__init__()
+        self.declared_range = target_range
+        self.target_range: tuple[float, float] | None = None  # checked in setup (instantiate would wrap an error)
+        self.out_of_range = out_of_range
         self.source = source
         self.processing = processing
         self.batch_size = int(batch_size)
@@ -270,7 +277,8 @@ class PrixFixeDataModule(L.LightningDataModule):
         report_duplicates(records)
         store = records.store if records.store is not None else SequenceStore.from_sequences(records.sequences)
         report_all_n(records, store)
-        return store, self._check_lengths(records, store)
+        in_range = rows_in_range(records, self.target_range, self.out_of_range)  # data.target_range
+        return store, self._check_lengths(records, store) & in_range
 
     def _assign(self, records: Records, store: SequenceStore) -> np.ndarray:
         """Split index per read of one file (0 train, 1 val, 2 test) in the resolved form."""
@@ -292,6 +300,7 @@ class PrixFixeDataModule(L.LightningDataModule):
     def setup(self, stage: str | None = None) -> None:
         if self.train_set is not None:
             return
+        self.target_range = declared_range(self.declared_range, self.out_of_range)  # a bad value: before reading
         data = self.source()
         self.split_form = resolve_mode(data, self.split)
         stores: dict[str, SequenceStore] = {}

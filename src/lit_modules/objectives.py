@@ -23,6 +23,8 @@ import torch
 from torch import Tensor, nn
 from torch.nn import functional as F
 
+from src.errors import ConfigError
+
 
 class Objective(nn.Module):
     """Base class."""
@@ -68,9 +70,11 @@ class SoftBinObjective(Objective):
     Bin scale: DREAM's expression is already 0..17 = the bin index. For other data
     (log2 enrichments, MPRA activities) ``rescale`` re-bins each target's training range
     onto the bins: ``y_bin = (y - low) / span * (K - 1)`` with ``low``/``span`` the training
-    split's min and max - min, and predictions are mapped back. ``auto`` (default) rescales
-    only when some training target lies outside ``[0, K - 1]`` (so DREAM is unchanged),
-    ``fit`` always rescales, ``none`` never. Predictions stay within the training range.
+    split's min and max - min, and predictions are mapped back. The data set declares which
+    (``data.soft_bins``): ``fit`` always rescales; ``none`` (and ``auto``, a data set that
+    declares nothing) keeps the scale, and a training target outside ``[0, K - 1]`` is then a
+    ConfigError: one stray value must not silently re-bin the whole data set.
+    Predictions stay within the training range.
     """
 
     def __init__(self, n_bins: int = 18, sd: float = 0.5, shift: float = 0.5, rescale: str = "auto") -> None:
@@ -92,7 +96,14 @@ class SoftBinObjective(Objective):
     def fit(self, y_train: Tensor) -> None:
         top = self.outputs_per_target - 1
         y = y_train.double()
-        if self.rescale == "none" or (self.rescale == "auto" and bool(((y >= 0) & (y <= top)).all())):
+        on_scale = bool(((y >= 0) & (y <= top)).all())
+        if self.rescale != "fit" and not on_scale:  # one stray value must not re-bin (or pile into a bin) silently
+            raise ConfigError(
+                f"final.objective.rescale={self.rescale}: the training targets span [{y.min().item():.4g}, "
+                f"{y.max().item():.4g}], outside the soft-bin scale 0..{top}; data.soft_bins=fit re-bins each "
+                "target's training range, data.target_range finds the stray values"
+            )
+        if self.rescale != "fit":
             self.low = torch.zeros(1, device=self.low.device)
             self.span = torch.full((1,), float(top), device=self.span.device)
             return
