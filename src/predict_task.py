@@ -26,9 +26,11 @@ from src.validate import check_output_folder
 def record_keys(records: Records) -> tuple[str, list[str]]:
     """The column that joins each prediction to its input: ``id`` (a FASTA header's first word, a table's id
     column) when the input has ids, else ``line`` (the 1-based input line)."""
-    if records.ids is not None:
+    if records.ids is None:
+        return "line", [str(int(number)) for number in records.lines]
+    if records.kind == "fasta":  # the header's first word is the record's id; the rest is its description
         return "id", [(text.split() or [""])[0] for text in records.ids]
-    return "line", [str(int(number)) for number in records.lines]
+    return "id", list(records.ids)
 
 
 def predict(cfg: DictConfig) -> dict[str, Any]:
@@ -67,5 +69,5 @@ def predict(cfg: DictConfig) -> dict[str, Any]:
     if orientation == "both":
         columns = [f"{name}_{flag}" for flag in passes for name in columns]
     write_predictions(output, records.sequences, preds, columns, record_keys(records))
-    print(f"wrote {len(records)} predictions ({', '.join(columns)}) to {output}")
+    print(f"wrote {len(records)} predictions ({', '.join(columns)}) to {output} (input read as {records.kind})")
     return {"n": len(records), "output": str(output), "columns": columns}

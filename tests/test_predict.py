@@ -21,7 +21,7 @@ from src.entry import run_task
 from src.errors import ConfigError, DataError
 from src.evaluation.prediction_file import prediction_columns
 from src.inference import predict_sequences
-from src.predict_task import predict
+from src.predict_task import predict, record_keys
 from tests.helpers import ROOT, TINY_AUTOSOME, TINY_ONEHOT_RESNET, compose_cfg, shared_file, tiny_run, train_tiny
 
 
@@ -294,6 +294,16 @@ def test_data_set_tables_are_the_data_configs_readers(tmp_path: Path) -> None:
     no_ids = tmp_path / "no_ids.txt"
     no_ids.write_text("Sequence\tnote\nACGT\tx\n")
     assert read_sequences(no_ids, [TableFormat("t", "Sequence", "ID")]).ids is None
+
+
+def test_table_ids_are_kept_whole_and_fasta_ids_are_the_headers_first_word(tmp_path: Path) -> None:
+    table = tmp_path / "t.txt"
+    table.write_text("seq_id\tseq\nelement 1_F\tACGT\n")
+    records = read_sequences(table, data_set_tables())
+    assert records.kind == "human_mpra table" and record_keys(records) == ("id", ["element 1_F"])
+    fasta = tmp_path / "t.fa"
+    fasta.write_text(">element 1_F\nACGT\n")
+    assert record_keys(read_sequences(fasta, data_set_tables())) == ("id", ["element"])
 
 
 def test_data_set_table_ids_decide_the_orientation(mpra_ckpt: Path, tmp_path: Path) -> None:

@@ -53,6 +53,7 @@ class Records:
     split_labels: list[str] | None = None  # raw values of the split column (``set``), when read
     folds: np.ndarray | None = None  # int64 (N,): the fold column (lentiMPRA), when read
     all_n: tuple[int, np.ndarray] | None = None  # (count, first rows) of all-N reads, when the reader found them
+    kind: str | None = None  # prediction inputs: "fasta", "<data set> table" or "text" (read_sequences)
 
     def __len__(self) -> int:
         return len(self.sequences)
@@ -367,11 +368,15 @@ def read_sequences(path: str | Path, tables: Sequence[TableFormat] = ()) -> Reco
     for _, line in _open_lines(path):
         if line.strip():
             if line.lstrip().startswith(">"):
-                return read_fasta(path)
+                records, records.kind = read_fasta(path), "fasta"
+                return records
             table = match_table(line, tables)
             if table is not None:
                 present = {field.strip() for field in line.split(table.delimiter)}
                 id_column = table.id_column if table.id_column in present else None
-                return read_table(path, table.sequence_column, [], id_column, table.delimiter)
-            return read_dream(path, targets_optional=True)
+                records = read_table(path, table.sequence_column, [], id_column, table.delimiter)
+                records.kind = f"{table.name} table"
+                return records
+            records, records.kind = read_dream(path, targets_optional=True), "text"
+            return records
     raise DataError("file holds no sequences", path)  # pragma: no cover - empty files rejected above
