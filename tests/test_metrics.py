@@ -85,6 +85,7 @@ def test_leaderboard_reports_every_metric_in_the_ledger_and_follows_the_mode(tmp
     assert "test/r2_mean" in result["rows"][0]
     header = (tmp_path / "leaderboard.csv").read_text().splitlines()[0].split(",")
     assert header.index("val/mse_mean") < header.index("test/r2_mean")
-    assert "| val/mse | test/r2 |" in result["markdown"] and "lower is better" in result["markdown"]
+    assert "| val/mse (last epoch) | test/r2 (best checkpoint) |" in result["markdown"]
+    assert "lower is better" in result["markdown"]
     flipped = summarize(tmp_path, metric="val/mse", mode="max")
     assert [r["core"] for r in flipped["rows"]] == ["a", "b"]
