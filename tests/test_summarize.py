@@ -247,6 +247,11 @@ def test_leaderboard_columns_are_the_swept_axes_and_constants_are_one_line(tmp_p
     md = summarize(tmp_path / "one")["markdown"]
     assert "| rank | first | n_seeds | status | val/pearson (last epoch) | val/loss (last epoch) |" in md
     assert "`core=bhi`, `final=resnet`" in md and "left out" not in md
+    from src.sweep.table_layout import comparable_losses
+
+    assert comparable_losses([{"final": "my_head"}, {"final": "my_head"}])[0]  # one final, even outside conf/final
+    swept_loss = [{"final": "bhi", "final.objective.loss": loss} for loss in ("mse", "huber")]
+    assert not comparable_losses(swept_loss, ["final.objective.loss"])[0]  # an override changes the objective
 
 
 def test_heatmap_cell_shows_n_and_marks_a_seed_spread_wider_than_the_colour_step(tmp_path: Path) -> None:

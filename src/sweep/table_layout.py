@@ -128,21 +128,24 @@ def final_objective(final: str) -> str | None:
     return f"{loss}" + (" (" + ", ".join(f"{k}={v}" for k, v in sorted(details.items())) + ")" if details else "")
 
 
-def _objective_of(row: Row, override_names: Sequence[str]) -> str | None:
-    """The row's objective: its final block's, plus any ``final.*`` override that may change it."""
-    base = final_objective(_text(row.get("final")))
-    if base is None:
-        return None
+def _objective_of(row: Row, override_names: Sequence[str]) -> str:
+    """The row's objective: its final block's (or ``unknown objective``), plus ``final.*`` overrides that change it."""
+    base = final_objective(_text(row.get("final"))) or "unknown objective"
     changed = [f"{n}={_text(row.get(n))}" for n in override_names if n.startswith("final.") and row.get(n) is not None]
     return base + (" + " + ", ".join(changed) if changed else "")
 
 
 def comparable_losses(rows: Sequence[Row], override_names: Sequence[str] = ()) -> tuple[bool, str]:
-    """Whether the rows' losses share one objective; else ``(False, why)`` naming each final's objective."""
-    objectives = {_text(r.get("final")): _objective_of(r, override_names) for r in rows}
-    if len(set(objectives.values())) <= 1 and None not in objectives.values():
+    """Whether the rows' losses share one objective; else ``(False, why)`` naming each final's objective.
+
+    One final block (with the same ``final.*`` overrides) is comparable with itself even when its
+    config is not in ``conf/final``; several finals are comparable only when their known objectives agree.
+    """
+    signatures = {(_text(r.get("final")), _objective_of(r, override_names)) for r in rows}
+    objectives = {objective for _, objective in signatures}
+    if len(signatures) <= 1 or (len(objectives) == 1 and "unknown objective" not in next(iter(objectives))):
         return True, ""
-    named = ", ".join(f"{final or '?'}: {obj or 'unknown objective'}" for final, obj in sorted(objectives.items()))
+    named = ", ".join(f"{final or '?'}: {obj}" for final, obj in sorted(signatures))
     return False, f"the final blocks train different (or unknown) objectives ({named})"
 
 
