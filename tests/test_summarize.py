@@ -13,6 +13,7 @@ import pytest
 
 from src.sweep.ledger import LEDGER_NAME, append_record, make_record
 from src.sweep.summarize import summarize
+from src.sweep.table_layout import comparable_losses
 
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 FIRSTS, CORES, FINALS, SEEDS = ("autosome", "bhi"), ("bhi", "unlockdna"), ("autosome", "resnet"), (1, 2, 3)
@@ -247,8 +248,6 @@ def test_leaderboard_columns_are_the_swept_axes_and_constants_are_one_line(tmp_p
     md = summarize(tmp_path / "one")["markdown"]
     assert "| rank | first | n_seeds | status | val/pearson (last epoch) | val/loss (last epoch) |" in md
     assert "`core=bhi`, `final=resnet`" in md and "left out" not in md
-    from src.sweep.table_layout import comparable_losses
-
     assert comparable_losses([{"final": "my_head"}, {"final": "my_head"}])[0]  # one final, even outside conf/final
     swept_loss = [{"final": "bhi", "final.objective.loss": loss} for loss in ("mse", "huber")]
     assert not comparable_losses(swept_loss, ["final.objective.loss"])[0]  # an override changes the objective
