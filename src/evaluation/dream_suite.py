@@ -25,6 +25,7 @@ import numpy as np
 
 from src.datamodules.readers import open_text, parse_float
 from src.errors import DataError
+from src.interpret.pairs import pair_differences
 
 log = logging.getLogger(__name__)
 
@@ -293,7 +294,7 @@ def subset_values(suite: TestSuite, predictions: np.ndarray) -> dict[str, tuple[
             out[name] = ("single", pred[pos], meas[pos])
         elif name in suite.pairs:
             alt, ref = suite.pairs[name][:, 0], suite.pairs[name][:, 1]
-            out[name] = ("pair", pred[alt] - pred[ref], meas[alt] - meas[ref])
+            out[name] = ("pair", pair_differences(pred, alt, ref), pair_differences(meas, alt, ref))
     return out
 
 

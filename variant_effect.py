@@ -1,0 +1,17 @@
+"""Predicted effects of sequence variants (alt - ref) with a trained checkpoint. All logic lives in src/."""
+
+import hydra
+from omegaconf import DictConfig
+
+from src.entry import run_task
+
+
+@hydra.main(version_base="1.3", config_path="conf", config_name="variant_effect")
+def main(cfg: DictConfig) -> None:
+    from src.interpret_task import variant_effect
+
+    run_task(variant_effect, cfg)
+
+
+if __name__ == "__main__":
+    main()
