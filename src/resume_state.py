@@ -5,8 +5,9 @@
 * **Mid-epoch resume** (a checkpoint saved at a step inside an epoch, e.g. at an interrupt,
   :mod:`src.interrupts`): Lightning restores its loop counters but restarts the epoch's loader from its
   first batch. An epoch's batches are a function of ``(seed, epoch)``
-  (:class:`~src.datamodules.datamodule.EpochBatchSampler`), so the sampler is told to skip the batches
-  the checkpoint had already consumed; the global torch random state (dropout; reseeded only at epoch
+  (:class:`~src.datamodules.datamodule.EpochBatchSampler`), so the sampler starts at the batch Lightning's
+  restored counters say comes next (also after a ``max_steps`` stop inside an epoch that a higher
+  ``max_steps`` continues); the global torch random state (dropout; reseeded only at epoch
   starts, which a mid-epoch resume does not repeat) is stored in every checkpoint and put back. The
   resumed run then trains on exactly the batches, with exactly the draws, of an uninterrupted one.
 * **A longer run** (``resume=true`` with more epochs or a higher ``max_steps``): a schedule built for a
@@ -17,6 +18,7 @@
 from __future__ import annotations
 
 import logging
+import warnings
 from typing import Any
 
 import lightning as L
@@ -24,6 +26,9 @@ import torch
 from torch.optim.lr_scheduler import CosineAnnealingLR, OneCycleLR
 
 log = logging.getLogger(__name__)
+
+# Lightning warns that a loader without state_dict() cannot resume inside an epoch; ResumeState does that
+warnings.filterwarnings("ignore", message=r"You're resuming from a checkpoint that ended before the epoch ended")
 
 
 def _batch_sampler(trainer: L.Trainer) -> Any:
@@ -77,18 +82,29 @@ class ResumeState(L.Callback):
         if trainer.ckpt_path is None:
             return
         self._continue_schedule(trainer)
-        fit_loop = trainer.fit_loop
-        if not fit_loop.restarted_mid_epoch:
-            return
-        consumed = int(fit_loop.epoch_loop.batch_progress.current.processed)
         sampler = _batch_sampler(trainer)
-        if consumed and callable(getattr(sampler, "skip_batches", None)):
-            sampler.skip_batches(consumed)
-        if self._loaded_rng is not None:
-            torch.set_rng_state(self._loaded_rng["torch_rng"])
-            if "cuda_rng" in self._loaded_rng and torch.cuda.is_available():
-                torch.cuda.set_rng_state_all(self._loaded_rng["cuda_rng"])
-        log.info("resuming inside epoch %d after its first %d batches", trainer.current_epoch, consumed)
+        if not callable(getattr(sampler, "resume_at", None)):
+            return
+        sampler.resume_at(lambda: self._position_in_epoch(trainer))
+        if trainer.train_dataloader.num_workers > 0:
+            # worker processes were handed batches when the loader's iterator was made (before the loops were
+            # restored): make it again, so the first batches follow the restored epoch and position
+            iter(trainer.fit_loop._data_fetcher)
+
+    def _position_in_epoch(self, trainer: L.Trainer) -> int:
+        """Batches of this epoch trained before the checkpoint (Lightning's count, asked as the epoch resumes).
+
+        Inside an epoch, the random state of the checkpoint is put back too: the module reseeds only when an
+        epoch starts, which a resumed epoch does not repeat.
+        """
+        consumed = int(trainer.fit_loop.epoch_loop.batch_progress.current.ready)
+        if consumed > 0:
+            if self._loaded_rng is not None:
+                torch.set_rng_state(self._loaded_rng["torch_rng"])
+                if "cuda_rng" in self._loaded_rng and torch.cuda.is_available():
+                    torch.cuda.set_rng_state_all(self._loaded_rng["cuda_rng"])
+            log.info("resuming inside epoch %d after its first %d batches", trainer.current_epoch, consumed)
+        return consumed
 
     def _continue_schedule(self, trainer: L.Trainer) -> None:
         total = int(trainer.estimated_stepping_batches)

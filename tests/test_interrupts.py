@@ -12,9 +12,11 @@ import time
 from pathlib import Path
 from typing import Any
 
+import lightning as L
 import pytest
 import torch
 
+import src.train_task as train_task
 from src.errors import Interrupted
 from src.sweep.job import run_ledgered
 from src.sweep.ledger import read_ledger
@@ -119,3 +121,31 @@ def test_an_interrupted_sweep_job_is_recorded_and_stops_the_sweep(tmp_path: Path
     assert stopped.value.code == 143
     (record,) = read_ledger(ctx.ledger)
     assert record["status"] == "interrupted" and record["error"] == "Interrupted: stopped by SIGTERM at step 12"
+
+
+class SignalAt(L.Callback):
+    """Sends this process a real SIGTERM as the given global step starts."""
+
+    def __init__(self, step: int) -> None:
+        self.step = step
+
+    def on_train_batch_start(self, trainer: L.Trainer, pl_module: Any, batch: Any, batch_idx: int) -> None:
+        if trainer.global_step == self.step:
+            os.kill(os.getpid(), signal.SIGTERM)
+
+
+def test_resume_inside_an_epoch_with_loader_workers_ends_like_an_uninterrupted_run(tmp_path: Path) -> None:
+    """With worker processes (batches handed out before the checkpoint is restored) the resumed epoch still
+    starts at the step it reached: 2 epochs of 17 steps, SIGTERM at step 20 (epoch 1), same final metrics."""
+    overrides = [*RUN, "recipe.epochs=2", "datamodule.num_workers=2", "logger=csv"]
+    reference = train(compose_cfg(overrides, run_dir=tmp_path / "reference"))
+    original = train_task.build_callbacks
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr(train_task, "build_callbacks", lambda c, d: [*original(c, d), SignalAt(20)])
+        with pytest.raises(Interrupted) as stopped:
+            train(compose_cfg(overrides, run_dir=tmp_path / "run"))
+    assert stopped.value.code == 143 and stopped.value.step == 21
+    resumed = train(compose_cfg([*overrides, "resume=true"], run_dir=tmp_path / "run"))
+    assert resumed["global_step"] == reference["global_step"] == 34
+    for key in COMPARED:
+        assert resumed["metrics"][key] == pytest.approx(reference["metrics"][key], abs=1e-5), key

@@ -5,9 +5,14 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import Any
 
+import lightning as L
+import pytest
+
+import src.train_task as train_task
 from src.train_task import train
-from tests.helpers import compose_cfg, tiny_bhi_resnet, tiny_run, train_cli
+from tests.helpers import compose_cfg, tiny_bhi_resnet, tiny_dropout_run, tiny_run, train_cli
 
 # two epochs of two steps, W&B offline (its run files are part of what must stay unchanged)
 RUN = [*tiny_bhi_resnet(), *tiny_run(logger=None), "recipe.epochs=2"]
@@ -37,3 +42,32 @@ def test_resuming_a_finished_run_changes_nothing_and_more_epochs_keep_the_histor
     assert earlier["epochs"] == 2 and earlier["metrics"] == finished["metrics"]
     assert earlier["best_score"] == finished["best_score"]
     assert (run_dir / "csv" / "version_0" / "metrics.csv").read_bytes() == before["csv/version_0/metrics.csv"]
+
+
+class FirstTargets(L.Callback):
+    """The global step and first target of every training batch."""
+
+    def __init__(self) -> None:
+        self.batches: list[tuple[int, float]] = []
+
+    def on_train_batch_start(self, trainer: L.Trainer, pl_module: Any, batch: Any, batch_idx: int) -> None:
+        self.batches.append((trainer.global_step, float(batch["y"][0, 0])))
+
+
+def train_recording(overrides: list[str], run_dir: Path) -> tuple[dict[str, Any], list[tuple[int, float]]]:
+    recorder = FirstTargets()
+    original = train_task.build_callbacks
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr(train_task, "build_callbacks", lambda c, d: [*original(c, d), recorder])
+        return train(compose_cfg([*tiny_dropout_run(n=600, epochs=2), *overrides], run_dir=run_dir)), recorder.batches
+
+
+def test_a_higher_max_steps_continues_inside_the_epoch_with_the_next_batches(tmp_path: Path) -> None:
+    """max_steps=5 stops inside epoch 0 (17 steps); max_steps=10 then trains steps 5-9 on that epoch's next batches."""
+    first, _ = train_recording(["trainer.max_steps=5"], tmp_path / "run")
+    longer, resumed = train_recording(["trainer.max_steps=10", "resume=true"], tmp_path / "run")
+    _, straight = train_recording(["trainer.max_steps=10"], tmp_path / "straight")
+    assert [step for step, _ in resumed] == [5, 6, 7, 8, 9]
+    assert resumed == straight[5:]  # the batches an uninterrupted run trains at those steps
+    assert longer["global_step"] == 10 and longer["metrics"]
+    assert longer["previous"][-1]["global_step"] == 5 and longer["previous"][-1]["metrics"] == first["metrics"]

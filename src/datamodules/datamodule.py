@@ -58,7 +58,7 @@ class EpochBatchSampler(Sampler[BatchRequest]):
     The stream concatenates permutations ``perm(seed, pass)`` of the items; epoch
     ``e`` takes batches ``[e * S, (e + 1) * S)`` of it, so epochs never drop or
     repeat steps and every epoch is reproducible on its own; a run resumed inside an
-    epoch starts at the batch it reached (:meth:`skip_batches`). Without shuffling the
+    epoch starts at the batch it reached (:meth:`resume_at`). Without shuffling the
     items are taken in order once (evaluation). In distributed runs each training
     rank takes every ``world_size``-th batch and each evaluation rank every
     ``world_size``-th item, padded so that all ranks run as many batches.
@@ -89,15 +89,19 @@ class EpochBatchSampler(Sampler[BatchRequest]):
             per_rank = math.ceil(n_items / world_size)  # padded so that every rank runs as many batches
             self.steps = math.ceil(per_rank / self.batch_size)
         self.epoch = 0
-        self._skip = 0  # batches of the current epoch already trained (a mid-epoch resume), skipped once
+        self._resume: Callable[[], int] | None = None  # a resumed run's position in its epoch (resume_at)
         self._pass: tuple[int, np.ndarray] | None = None  # the permutation in use, kept for its pass
 
     def set_epoch(self, epoch: int) -> None:
         self.epoch = int(epoch)
 
-    def skip_batches(self, n: int) -> None:
-        """Start the next iteration at batch ``n`` of the epoch (the epoch's earlier batches were trained)."""
-        self._skip = max(0, min(int(n), self.steps))
+    def resume_at(self, position: Callable[[], int]) -> None:
+        """Start the next iteration at batch ``position()`` of the epoch, asked when that iteration starts.
+
+        A run resumed inside an epoch skips the batches its checkpoint had trained (the trainer knows how
+        many only once its loops are restored, after the loader was made).
+        """
+        self._resume = position
 
     def __len__(self) -> int:
         return self.steps
@@ -126,7 +130,9 @@ class EpochBatchSampler(Sampler[BatchRequest]):
                 yield BatchRequest(mine[start : start + self.batch_size], 0)
             return
         per_pass = self.n_items // self.batch_size  # full batches per permutation (drop_last)
-        start, self._skip = self._skip, 0
+        start = 0
+        if self._resume is not None:  # the first iteration of a resumed run
+            start, self._resume = max(0, min(int(self._resume()), self.steps)), None
         for step in range(start, self.steps):
             global_batch = (self.epoch * self.steps + step) * self.world_size + self.rank
             pass_index, within = divmod(global_batch, per_pass)
