@@ -29,9 +29,9 @@ non-finite loss before the ramp found its minimum.
 from __future__ import annotations
 
 import copy
+import functools
 import logging
 import math
-import os
 import random
 import tempfile
 import time
@@ -254,6 +254,7 @@ def find_peak(cfg: DictConfig, module: Any, datamodule: Any) -> LrSearch:
     import lightning as L
     from hydra.utils import instantiate
     from lightning.pytorch.tuner import Tuner
+    from lightning.pytorch.tuner import lr_finder as lr_finder_module
 
     options = finder_options(cfg)
     steps = int(options["num_steps"])
@@ -280,25 +281,25 @@ def find_peak(cfg: DictConfig, module: Any, datamodule: Any) -> LrSearch:
             num_sanity_val_steps=0,
             fast_dev_run=False,
         )
-        warnings.filterwarnings("ignore", message="You defined a `validation_step` but have no `val_dataloader`")
-        quiet = os.environ.get("TQDM_DISABLE")
-        os.environ["TQDM_DISABLE"] = "1"  # the finder's own progress bar (always on in Lightning)
+        bar = lr_finder_module.tqdm
+        lr_finder_module.tqdm = functools.partial(bar, disable=True)  # the finder's own bar (always on in Lightning)
         try:
-            finder = Tuner(trainer).lr_find(
-                probe,
-                train_dataloaders=loader,
-                min_lr=float(options["min_lr"]),
-                max_lr=float(options["max_lr"]),
-                num_training=steps,
-                mode="exponential",
-                early_stop_threshold=4.0,
-                update_attr=False,
-            )
+            with warnings.catch_warnings():  # no validation in a range test, on purpose
+                warnings.filterwarnings(
+                    "ignore", message="You defined a `validation_step` but have no `val_dataloader`"
+                )
+                finder = Tuner(trainer).lr_find(
+                    probe,
+                    train_dataloaders=loader,
+                    min_lr=float(options["min_lr"]),
+                    max_lr=float(options["max_lr"]),
+                    num_training=steps,
+                    mode="exponential",
+                    early_stop_threshold=4.0,
+                    update_attr=False,
+                )
         finally:
-            if quiet is None:
-                os.environ.pop("TQDM_DISABLE", None)
-            else:
-                os.environ["TQDM_DISABLE"] = quiet
+            lr_finder_module.tqdm = bar
     seconds = time.time() - started
     _set_rng_state(state)
     del probe

@@ -145,12 +145,12 @@ def _launch(sweep_dir: str, log: str) -> None:
 
 def test_two_concurrent_launches_search_once(tmp_path: Path) -> None:
     log = tmp_path / "searches.log"
-    ctx = multiprocessing.get_context("spawn")
+    ctx = multiprocessing.get_context("fork")  # two processes, as two launches are (fork: no re-import)
     procs = [ctx.Process(target=_launch, args=(str(tmp_path), str(log))) for _ in range(2)]
     for proc in procs:
         proc.start()
     for proc in procs:
-        proc.join(60)
+        proc.join(120)
     assert [p.exitcode for p in procs] == [0, 0]
     assert log.read_text().splitlines() == ["searched"]
 
@@ -194,3 +194,32 @@ def test_seeded_runs_of_unaffected_finals_are_unchanged(tmp_path: Path, monkeypa
     monkeypatch.setattr(train_task, "start_head_at_targets", lambda *args, **kwargs: None)
     without = train(compose_cfg(overrides, run_dir=tmp_path / "plain"))
     assert with_hook["metrics"] == without["metrics"]
+
+
+def _ledger(sweep: Path, rows: list[tuple[float, int, float, float, int]]) -> None:
+    from src.sweep.ledger import append_record, make_record
+
+    for lr, seed, val, test, attempt in rows:
+        overrides = {"first": "a", "core": "b", "final": "c", "recipe.lr": lr, "seed": seed}
+        record = make_record(
+            overrides=overrides, status="ok", metrics={"val/pearson": val, "test/pearson": test}, run_dir=sweep
+        )
+        append_record(sweep / "ledger.jsonl", {**record, "attempt": attempt, "lr": lr})
+
+
+def test_select_lr_chooses_by_validation_never_by_test(tmp_path: Path) -> None:
+    """The test metric favours 0.005; the validation metric favours 0.001, which must be the one kept."""
+    from src.sweep.summarize import main, summarize
+
+    _ledger(
+        tmp_path,
+        [(0.001, 1, 0.6, 0.1, 1), (0.001, 2, 0.62, 0.12, 2), (0.005, 1, 0.5, 0.9, 1), (0.005, 2, 0.52, 0.9, 1)],
+    )
+    result = summarize(tmp_path, metric="test/pearson", select_peak=True)
+    [row] = result["rows"]
+    assert row["recipe.lr"] == 0.001 and row["n_seeds"] == 2 and row["test/pearson_mean"] == pytest.approx(0.11)
+    assert "(1 retried)" in row["status"] and row["retried"] == 1
+    assert "selected per configuration" in result["markdown"] and "`val/pearson`" in result["markdown"]
+    assert "selected per configuration" in (tmp_path / "effects.md").read_text()
+    assert main([str(tmp_path), "--metric", "test/pearson"]) == 0  # without --select-lr both peaks are rows
+    assert "swept as an axis" in (tmp_path / "leaderboard.md").read_text()

@@ -56,6 +56,7 @@ from src.sweep.ledger import (
     latest_by_key,
     read_ledger,
 )
+from src.sweep.lr_select import RETRIED_MARK, lr_mode, mark_retried, note_in_effects, select_lr
 from src.sweep.table_layout import (
     constant_settings,
     epoch_note,
@@ -445,7 +446,7 @@ def heatmap_figure(
     for spare in list(grid_axes.flat)[len(finals) :]:
         spare.set_visible(False)  # an incomplete last row
     image = None
-    any_partial = any_spread = False
+    any_partial = any_spread = any_retried = False
     step = (vmax - vmin) / COLOUR_STEPS
     shown: set[str] = set()
     for ax, final in zip(axes, finals):
@@ -479,7 +480,8 @@ def heatmap_figure(
                 shade = float(norm(value))
                 dark = shade < 0.55 if _higher(metric, mode) else shade > 0.45
                 colour = "white" if dark else "black"
-                label = f"{value:.2f}" + ("*" if partial else "")
+                label = f"{value:.2f}" + ("*" if partial else "") + (RETRIED_MARK if row.get("retried") else "")
+                any_retried = any_retried or bool(row.get("retried"))
                 label += f" r{row['rung']}" if row.get("rung") is not None else ""  # halving: the rung reached
                 spread = cell_spread_label(row, metric, step)
                 any_spread |= "±" in spread
@@ -505,6 +507,10 @@ def heatmap_figure(
     ]
     if any_partial:
         legend.append(Patch(facecolor="none", edgecolor="none", label="* = some seeds not ok"))
+    if any_retried:
+        legend.append(
+            Patch(facecolor="none", edgecolor="none", label=f"{RETRIED_MARK} = some seeds ok only on a retry")
+        )
     if any(f"{metric}_n" in row for row in rows):
         text = "small type: n = ok seeds"
         if any_spread:
@@ -605,8 +611,12 @@ def summarize(
     mode: str | None = None,
     top: int = DEFAULT_TOP,
     n_boot: int = DEFAULT_BOOTSTRAP,
+    select_peak: bool = False,
 ) -> dict:
     """Write the leaderboard, heatmaps and effects of a sweep; optionally log them to W&B.
+
+    ``select_peak`` (``--select-lr``): per configuration only the runs at the peak with the best mean
+    validation metric count (:func:`src.sweep.lr_select.select_lr`).
 
     Returns ``{"leaderboard_md", "leaderboard_csv", "heatmaps", "effects", "effect_paths", "paths",
     "rows", "markdown", "wandb_run_dir"}``. Raises :class:`LedgerError` (a ``SystemExit`` with
@@ -625,12 +635,17 @@ def summarize(
             f"--metric {metric}: no successful job in {ledger} recorded it; recorded: {', '.join(recorded)}"
         )
 
+    chosen_by, swept = "", records
+    if select_peak:  # recipe.lr as a tuned axis: the best peak per configuration by a validation metric
+        records, _, chosen_by = select_lr(records, metric, _higher(metric, mode))
+    lr_note = lr_mode(swept, select_peak, chosen_by)
     halving = is_halving(records)  # successive halving: ranked by rung, effects of one rung (halving_report)
     rows, others = build_leaderboard(board_records(records) if halving else records, metric, mode)
     if halving:
         rows = rank_by_rung(rows, records, metric, _higher(metric, mode), _config_key)
+    mark_retried(rows, records, _config_key)  # seeds ok only on a retry (recipe.retries) are named as such
     title = sweep_dir.resolve().name
-    markdown = leaderboard_markdown(rows, others, metric, title, mode)
+    markdown = leaderboard_markdown(rows, others, metric, title, mode) + f"\n{lr_note}\n"
     markdown += halving_markdown(sweep_dir, records) if halving else ""
     md_path, csv_path = sweep_dir / "leaderboard.md", sweep_dir / "leaderboard.csv"
     md_path.write_text(markdown, encoding="utf-8")
@@ -641,6 +656,7 @@ def summarize(
     effect_records = rung_records(records) if halving else records
     effects = compute_effects(effect_records, metric, top=top, bootstrap=bootstrap, higher=_higher(metric, mode))
     effect_paths = write_effects(sweep_dir, effects, rung_title(title, records) if halving else title)
+    note_in_effects(effect_paths, lr_note)
     wandb_run_dir = log_to_wandb(sweep_dir, rows, columns, heatmaps, metric) if log_wandb else None
     return {
         "leaderboard_md": md_path,
@@ -671,9 +687,22 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--top", type=int, default=DEFAULT_TOP, help="configurations compared with the best")
     parser.add_argument("--bootstrap", type=int, default=DEFAULT_BOOTSTRAP, help="bootstrap replicates (test suite)")
     parser.add_argument("--wandb", action="store_true", help="also log table and heatmaps to W&B (offline by default)")
+    parser.add_argument(
+        "--select-lr",
+        action="store_true",
+        help="a sweep over several recipe.lr: keep per configuration the peak with the best mean validation metric",
+    )
     args = parser.parse_args(argv)
     try:
-        result = summarize(args.sweep_dir, args.metric, args.wandb, mode=args.mode, top=args.top, n_boot=args.bootstrap)
+        result = summarize(
+            args.sweep_dir,
+            args.metric,
+            args.wandb,
+            mode=args.mode,
+            top=args.top,
+            n_boot=args.bootstrap,
+            select_peak=args.select_lr,
+        )
     except (LedgerError, LedgerCorruptError) as err:  # missing/empty ledger, or a corrupt line in it
         parser.exit(2, f"{parser.prog}: error: {err}\n")
     print(result["markdown"], end="")
