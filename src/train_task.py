@@ -54,7 +54,7 @@ from src.final_validation import ValidateAtStop
 from src.head_bias import start_head_at_targets
 from src.host_memory import keep_freed_memory
 from src.inference import resolve_device
-from src.interrupts import StopOnSignal, exit_status, interrupted_message
+from src.interrupts import StopOnSignal, as_interrupted, exit_status, interrupted_message
 from src.lit_modules.collapse import collapse_checks
 from src.lit_modules.metrics import check_monitor, metric_names, monitor_of
 from src.lit_modules.prixfixe_module import PrixFixeModule, module_factory
@@ -64,6 +64,7 @@ from src.resume_state import ResumeState
 from src.retries import retries_of, train_with_retries
 from src.run_completion import completed_run, keep_history
 from src.run_lock import releasing_run_locks, take_run_lock
+from src.sweep.halving import rung_callbacks, rung_checkpoint
 from src.utils.io import atomic_write_text, json_safe, write_json
 from src.utils.naming import combination_of
 from src.utils.run_dir import remove_unused_run_dir
@@ -206,6 +207,7 @@ def _train(cfg: DictConfig) -> dict[str, Any]:
         )
     run_dir = Path(cfg.paths.run_dir)
     ckpt_path = resolve_ckpt_path(cfg, run_dir)  # a missing checkpoint fails before data is read
+    ckpt_path = ckpt_path or rung_checkpoint(cfg, run_dir)  # a halving job continues its last rung's run
     if ckpt_path:
         check_resume(module, ckpt_path)  # corrupt, or another combination/processing: before anything is written
     check_output_folder(run_dir, "hydra.run.dir", create=True)  # a read-only folder fails before data is read
@@ -243,7 +245,7 @@ def _train(cfg: DictConfig) -> dict[str, Any]:
         cfg.trainer,
         default_root_dir=str(run_dir),
         logger=build_loggers(cfg, run_dir) or False,
-        callbacks=build_callbacks(cfg, run_dir),
+        callbacks=build_callbacks(cfg, run_dir) + rung_callbacks(cfg, run_dir),  # halving: stop at the rung
     )
     for lg in trainer.loggers:
         if hasattr(lg, "log_hyperparams"):
@@ -263,7 +265,7 @@ def _train(cfg: DictConfig) -> dict[str, Any]:
     except DivergedError as err:
         error = err
     except (KeyboardInterrupt, SystemExit) as err:  # SIGINT/SIGTERM (src/interrupts.py): exit 130/143
-        interrupted = err
+        interrupted = as_interrupted(err)
     finally:
         # a non-zero W&B exit state for a run that did not finish
         finish_run(exit_code=exit_status(interrupted) if interrupted is not None else 1 if error is not None else None)

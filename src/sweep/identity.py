@@ -28,13 +28,17 @@ NON_IDENTITY_KEYS = frozenset(
         "sweep.name",
         "sweep.rerun",
         "sweep.claim_timeout",
+        "sweep.halving.eta",  # the halving settings: a job is the same job at every rung
+        "sweep.halving.rungs",
+        "sweep.halving.rung",
+        "sweep.halving.poll_s",
         "logger",
         "logger.wandb.mode",
         "trainer.enable_progress_bar",
         "trainer.enable_model_summary",
     }
 )
-NON_IDENTITY_PREFIXES = ("hydra.", "hydra/", "sweep.halving.")  # halving settings: the same job at every rung
+NON_IDENTITY_PREFIXES = ("hydra.", "hydra/")
 
 
 def _override_value(text: str) -> object:

@@ -37,6 +37,7 @@ from src.errors import CompositionError, DivergedError, Interrupted, LedgerCorru
 from src.lit_modules.metrics import DEFAULT_MONITOR
 from src.retries import attempt_records, ledger_fields, read_summary
 from src.sweep.claims import try_claim
+from src.sweep.halving import finished_rung, job_record_fields, job_rung
 from src.sweep.identity import JobContext, job_context
 from src.sweep.isolation import reset_cuda_peak, set_wandb_group
 from src.sweep.launch import check_launch, externally_launched, global_rank
@@ -115,7 +116,7 @@ def run_ledgered(task: Callable[[DictConfig], Any], cfg: DictConfig, ctx: JobCon
         except LedgerCorruptError as err:
             log.error("cannot read the sweep ledger (%s); running the job", err)
             previous = None
-        if previous is not None and previous.get("status") == "ok":
+        if previous is not None and _done(previous, ctx):
             log.info("skip %s: already ok in %s (sweep.rerun=true runs it again)", key, ctx.ledger)
             note_outcome(ctx.sweep_dir, key, "skipped")
             metrics = previous.get("metrics") or {}
@@ -145,6 +146,8 @@ def _recorded_meanwhile(ctx: JobContext, key: str) -> bool:
         return False
     if latest is None:
         return False
+    if "rung" in ctx.extra:  # a halving job: recorded when the ledger holds its outcome at this rung
+        return finished_rung(latest, ctx.extra["rung"])
     if latest.get("status") == "ok" and not ctx.rerun:
         return True
     if started is None:
@@ -203,16 +206,28 @@ def _run_claimed(
         )
         final = read_summary(ctx.job_dir) if status == "diverged" else {}
         _append_attempts(ctx, final)  # recipe.retries: the earlier attempts first, the final one last
-        _append(ctx.ledger, {**record, **ledger_fields(final)})
+        _append(ctx.ledger, {**record, **_halving_fields(ctx), **ledger_fields(final)})
         note_outcome(ctx.sweep_dir, key, status)
         return None
     if dry_run or not writer:
         return summary
     record = _ok_record(summary, ctx, time.time() - started)
     _append_attempts(ctx, summary)
-    _append(ctx.ledger, {**record, **ledger_fields(summary)})
+    _append(ctx.ledger, {**record, **_halving_fields(ctx), **ledger_fields(summary)})
     note_outcome(ctx.sweep_dir, key, record["status"])
     return summary
+
+
+def _done(previous: Mapping[str, Any], ctx: JobContext) -> bool:
+    """Whether the job is done already: ``ok`` (a halving job: it has an outcome at its rung, or was pruned)."""
+    if "rung" in ctx.extra:
+        return finished_rung(previous, ctx.extra["rung"])
+    return previous.get("status") == "ok"
+
+
+def _halving_fields(ctx: JobContext) -> dict[str, Any]:
+    """``rung``, ``budget_epochs``, ``steps``, ``full_steps`` of a halving job's record; ``{}`` for other jobs."""
+    return {} if "rung" not in ctx.extra else job_record_fields(ctx.job_dir, ctx.extra["rung"])
 
 
 def _append_attempts(ctx: JobContext, summary: Any) -> None:
@@ -250,7 +265,11 @@ def _append(ledger: Path, record: Mapping[str, Any]) -> None:
 
 def run_sweep_job(task: Callable[[DictConfig], Any], cfg: DictConfig) -> Any:
     """Run one job of a Hydra multirun with the sweep ledger (skip if ok, record the outcome)."""
-    return run_ledgered(task, cfg, job_context(cfg))
+    ctx = job_context(cfg)
+    rung = job_rung(cfg)
+    if rung is not None:  # a job of a halving sweep, launched for one rung (src/sweep/halving_sweep.py)
+        ctx.extra["rung"] = rung
+    return run_ledgered(task, cfg, ctx)
 
 
 __all__ = ("ERROR_LOG", "classify", "run_ledgered", "run_sweep_job")
