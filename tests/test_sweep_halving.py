@@ -273,3 +273,24 @@ def test_bad_halving_input_exits_2_before_any_job_starts(tiny_conf, tmp_path):
     assert proc.returncode == 2, proc.stderr[-2000:]
     assert "sweep.halving.eta=4 differs from eta=3" in proc.stderr.strip().splitlines()[-1]
     assert not (sweep_dir / LEDGER_NAME).exists()
+
+
+@pytest.mark.slow
+def test_two_launches_of_one_halving_sweep_train_each_rung_of_each_job_once(tiny_conf, tmp_path):
+    """Two launches of the same halving command at once share the rungs: one record per job and rung."""
+    sweep_dir = tmp_path / "twice"
+    launches = [
+        subprocess.Popen(
+            halving_cmd(tiny_conf, sweep_dir), cwd=ROOT, env=ENV, stdout=subprocess.PIPE, stderr=subprocess.STDOUT
+        )
+        for _ in range(2)
+    ]
+    outputs = [p.communicate(timeout=400)[0].decode() for p in launches]
+    assert [p.returncode for p in launches] == [0, 0], [o[-3000:] for o in outputs]
+    records = read_ledger(sweep_dir / LEDGER_NAME)
+    for rung, jobs in ((0, 4), (1, 2)):
+        keys = [r["key"] for r in trained(records, rung)]
+        assert len(keys) == len(set(keys)) == jobs, keys  # every job of the rung trained once, by one launch
+    pruned = [r["key"] for r in records if r["status"] == "pruned"]
+    assert len(pruned) == len(set(pruned)) == 2  # one launch recorded the decision's pruned jobs
+    assert not [p for p in (sweep_dir / "claims").iterdir() if p.suffix == ".claim"]  # every claim released

@@ -13,8 +13,9 @@ Bookkeeping, all in the sweep folder:
 * every job record carries ``rung``, ``budget_epochs``, ``steps`` (optimizer steps done so far) and
   ``full_steps`` (those of the full budget);
 * ``halving/rung-<r>.json``: the decision of rung ``r`` (every configuration's score, the promoted
-  ones), written once by whichever launch sees the rung complete first (an atomic ``link``); that
-  launch also appends a ``pruned`` record (with the rung and the score) for each job left behind.
+  ones), written once (an atomic ``link``, under the ``flock`` of ``halving/rung-<r>.lock``) by
+  whichever launch sees the rung complete first; that launch also appends a ``pruned`` record (with
+  the rung and the score) for each job left behind.
 
 Two launches of the same command share a rung with the job claims of :mod:`src.sweep.claims`: each
 launches the rung's jobs that no live launch holds (the others' jobs come back ``elsewhere``), then
@@ -25,13 +26,15 @@ finishes the current one; a job killed mid-rung continues from its ``last.ckpt``
 
 from __future__ import annotations
 
+import contextlib
+import fcntl
 import json
 import logging
 import os
 import time
 import uuid
 from collections import Counter
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
@@ -125,8 +128,30 @@ def rung_records(records: Sequence[Mapping[str, Any]], rung: int) -> dict[str, d
     return latest_by_key(r for r in records if record_rung(r) == rung and r.get("status") in TERMINAL)
 
 
+@contextlib.contextmanager
+def _rung_lock(sweep_dir: Path, rung: int) -> Iterator[None]:
+    """An exclusive lock on the decision of ``rung`` (released by the kernel if its holder dies)."""
+    path = sweep_dir / HALVING_DIR / f"rung-{rung}.lock"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        yield
+    finally:
+        os.close(fd)
+
+
 def decide(sweep_dir: Path, plan: HalvingPlan, rung: int, keys: Sequence[str]) -> dict[str, Any]:
-    """The decision of a complete rung over the jobs ``keys``: read when made already, else made and recorded."""
+    """The decision of a complete rung over the jobs ``keys``: read when made already, else made and recorded.
+
+    Under the rung's lock, so of two launches one decides and records the pruned jobs, and the other
+    finds both done (or finishes the records of a launch killed in between).
+    """
+    with _rung_lock(sweep_dir, rung):
+        return _decide_locked(sweep_dir, plan, rung, keys)
+
+
+def _decide_locked(sweep_dir: Path, plan: HalvingPlan, rung: int, keys: Sequence[str]) -> dict[str, Any]:
     path = sweep_dir / HALVING_DIR / f"rung-{rung}.json"
     records = read_ledger(sweep_dir / LEDGER_NAME)
     outcomes = rung_records(records, rung)
