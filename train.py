@@ -3,6 +3,7 @@
 import hydra
 from omegaconf import DictConfig
 
+from src.cli_check import check_command_line
 from src.entry import run_task
 
 
@@ -15,4 +16,5 @@ def main(cfg: DictConfig) -> float | None:
 
 
 if __name__ == "__main__":
+    check_command_line("train")  # a bad key or value: one line, exit 2, before Hydra makes a folder
     main()

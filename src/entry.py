@@ -19,15 +19,17 @@ import logging
 import sys
 import warnings
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 from omegaconf import DictConfig, OmegaConf
 
 from src.datamodules.splits import fold_of_pair
-from src.errors import exit_code, user_message
+from src.errors import EXIT_USER_ERROR, exit_code, user_message
 from src.sweep.identity import in_multirun
 from src.sweep.job import run_sweep_job
 from src.utils.naming import combination_of, safe_dirname
+from src.utils.run_dir import remove_unused_run_dir
 
 log = logging.getLogger(__name__)
 
@@ -68,6 +70,13 @@ def single_console_logging() -> None:
         logger.propagate = True
 
 
+def remove_empty_run_dir(cfg: DictConfig) -> None:
+    """Remove the run folder Hydra made for this run when a user error left it empty (see ``remove_unused_run_dir``)."""
+    run_dir = OmegaConf.select(cfg, "paths.run_dir", default=None, throw_on_resolution_failure=False)
+    if run_dir:
+        remove_unused_run_dir(Path(str(run_dir)))
+
+
 def run_task(task: Callable[[DictConfig], Any], cfg: DictConfig) -> Any:
     """Run ``task(cfg)``; user errors and divergence exit with one line (unless ``debug=true``).
 
@@ -82,6 +91,8 @@ def run_task(task: Callable[[DictConfig], Any], cfg: DictConfig) -> Any:
         code = exit_code(err)
         if cfg.get("debug") or code is None:
             raise
+        if code == EXIT_USER_ERROR:
+            remove_empty_run_dir(cfg)
         print(f"error: {user_message(err)}", file=sys.stderr)
         sys.exit(code)
 
