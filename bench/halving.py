@@ -12,10 +12,10 @@ trains every job for ``--epochs``; the halving sweep (``sweep.halving.eta/rungs`
 the same top budget.
 
 Prints a table (one row per configuration: rung-0 score, full-grid score, ranks, top rung reached),
-writes ``bench/results/halving-<host>.json`` and ends with the headline: compute ratio (optimizer steps
-and wall seconds), the Spearman correlation between the rung-0 and the full-grid ranking, and whether
-the full grid's best configuration reaches the top rung. Below a correlation of 0.5 the report says
-that rung 0 is too short to rank.
+writes ``bench/results/halving-<host>-e<epochs>x<steps per epoch>.json`` and ends with the headline:
+compute ratio (optimizer steps and job seconds), the Spearman correlation between the rung-0 and the
+full-grid ranking, and whether the full grid's best configuration reaches the top rung. Below a
+correlation of 0.5 the report says that rung 0 is too short to rank.
 """
 
 from __future__ import annotations
@@ -115,8 +115,12 @@ def run_sweeps(conf: Path, sweeps: dict[str, tuple[Path, list[str]]], args: argp
         if not args.parallel:
             procs[name][0].wait()
             seconds[name] = time.time() - procs[name][1]
+    while any(proc.poll() is None for proc, _ in procs.values()):
+        for name, (proc, started) in procs.items():
+            if proc.poll() is not None and name not in seconds:
+                seconds[name] = time.time() - started
+        time.sleep(1.0)
     for name, (proc, started) in procs.items():
-        proc.wait()
         seconds.setdefault(name, time.time() - started)
         if proc.returncode != 0:
             sys.exit(f"error: the {name} sweep failed (exit {proc.returncode}); see {sweeps[name][0]}.log")
@@ -250,7 +254,7 @@ def main() -> None:
         "same_run_max_abs_diff": max(same_run) if same_run else None,
         "rung0_too_short": rho < TOO_SHORT,
     }
-    path = ROOT / "bench" / "results" / f"halving-{platform.node()}.json"
+    path = ROOT / "bench" / "results" / f"halving-{platform.node()}-e{args.epochs}x{args.steps_per_epoch}.json"
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(json.dumps(result, indent=2) + "\n")
     print(

@@ -247,7 +247,7 @@ def test_halving_summary_ranks_by_rung_marks_pruned_rows_and_counts_compute(resu
     # 4 jobs x 2 steps at rung 0, 2 jobs x 6 more at rung 1 = 20 of the full grid's 4 x 8 = 32 steps
     assert "Compute spent: 20 optimizer steps of the 32 the full grid (4 jobs at the top budget)" in markdown
     assert "62.5 %" in markdown
-    assert "effects of rung 0, 1 epochs, 4 jobs" in (sweep_dir / "effects.md").read_text()
+    assert "effects of rung 0, 1 epoch, 4 jobs" in (sweep_dir / "effects.md").read_text()
     assert "Compute spent" in (sweep_dir / "leaderboard.md").read_text()
 
 

@@ -105,7 +105,8 @@ def rung_title(title: str, records: Sequence[Mapping[str, Any]], rung: int = 0) 
     """``title`` naming the rung the effects use, its budget and how many jobs trained at it."""
     chosen = rung_records(records, rung)
     budgets = {r.get("budget_epochs") for r in chosen if r.get("budget_epochs") is not None}
-    budget = f"{budgets.pop()} epochs, " if len(budgets) == 1 else ""
+    epochs = budgets.pop() if len(budgets) == 1 else None
+    budget = "" if epochs is None else f"{epochs} epoch{'s' if epochs != 1 else ''}, "
     return f"{title} (successive halving: effects of rung {rung}, {budget}{len(chosen)} jobs)"
 
 
