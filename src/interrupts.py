@@ -27,12 +27,26 @@ from typing import Any
 
 import lightning as L
 from lightning.pytorch.callbacks import Checkpoint
+from lightning.pytorch.utilities.exceptions import SIGTERMException
 
 from src.errors import Interrupted
 
 log = logging.getLogger(__name__)
 
 SIGNALS = (signal.SIGINT, signal.SIGTERM)
+
+
+def as_interrupted(err: BaseException) -> BaseException:
+    """The exception that ends an interrupted run: a stop outside :class:`StopOnSignal`'s watch becomes
+    :class:`Interrupted` too (Ctrl-C, which Lightning turns into ``sys.exit(1)``, and Lightning's own
+    SIGTERM stop, e.g. during the sanity check), so the exit status is still 130 or 143."""
+    if isinstance(err, Interrupted):
+        return err
+    if isinstance(err, KeyboardInterrupt) or isinstance(err.__context__, KeyboardInterrupt):
+        return Interrupted(signal.SIGINT, None, None)
+    if isinstance(err, SIGTERMException):
+        return Interrupted(signal.SIGTERM, None, None)
+    return err
 
 
 def exit_status(err: BaseException) -> int:

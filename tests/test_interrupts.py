@@ -149,3 +149,29 @@ def test_resume_inside_an_epoch_with_loader_workers_ends_like_an_uninterrupted_r
     assert resumed["global_step"] == reference["global_step"] == 34
     for key in COMPARED:
         assert resumed["metrics"][key] == pytest.approx(reference["metrics"][key], abs=1e-5), key
+
+
+class RaiseKeyboardInterrupt(L.Callback):
+    """Ctrl-C as Python delivers it without the run's own handler (e.g. before training starts), at step 20."""
+
+    def on_train_batch_start(self, trainer: L.Trainer, pl_module: Any, batch: Any, batch_idx: int) -> None:
+        if trainer.global_step == 20:
+            raise KeyboardInterrupt
+
+
+def test_a_ctrl_c_that_lightning_turns_into_exit_1_still_exits_130(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    original = train_task.build_callbacks
+    sigint = signal.getsignal(signal.SIGINT)
+    try:
+        with pytest.MonkeyPatch.context() as mp:
+            mp.setattr(train_task, "build_callbacks", lambda c, d: [*original(c, d), RaiseKeyboardInterrupt()])
+            with pytest.raises(SystemExit) as stopped:
+                train(compose_cfg([*RUN, "recipe.epochs=2", "logger=csv"], run_dir=tmp_path))
+    finally:
+        signal.signal(signal.SIGINT, sigint)  # Lightning ignores further Ctrl-C during its shutdown
+    assert stopped.value.code == 130
+    assert json.loads((tmp_path / "metrics.json").read_text())["status"] == "interrupted"
+    # no checkpoint at the interrupt: the epoch-0 one is named, and resuming from it is true
+    assert f"no checkpoint at the interrupt; the last one is {tmp_path / 'checkpoints' / 'last.ckpt'}" in caplog.text
