@@ -124,7 +124,7 @@ class StopOnSignal(Checkpoint):
         """``trainer.save_checkpoint`` beside ``last.ckpt``, then renamed over it (never a half-written last.ckpt)."""
         self.checkpoint.parent.mkdir(parents=True, exist_ok=True)
         partial = self.checkpoint.with_name(f".{self.checkpoint.name}.{os.getpid()}.partial")
-        trainer.save_checkpoint(partial)
+        trainer.save_checkpoint(partial, weights_only=False)  # the whole training state: a resume needs it
         if trainer.is_global_zero:
             os.replace(partial, self.checkpoint)
         log.info("saved %s at step %d (epoch %d)", self.checkpoint, trainer.global_step, trainer.current_epoch)
