@@ -24,6 +24,12 @@ seed makes as well.
     python bench/precision_check.py --families bhi,resnet --seeds 0 --steps 40
     python bench/precision_check.py --combos resnet-resnet-resnet,bhi-bhi-unlockdna   # chosen combinations
     python bench/precision_check.py --smoke                          # seconds: the test's run
+    python bench/precision_check.py --fair --combos bhi-bhi-bhi,sysu-sysu-sysu --accelerator gpu --budget-s 500
+
+``--fair`` judges the precisions under the fair recipe (docs/fair_recipe.md): one range test per combination
+(fp32, first seed; ``recipe.lr_find`` settings via ``--override``) sets ``recipe.lr`` for every seed and both
+precisions, and a collapsed or diverged run starts again from its seeded weights at a third of the peak
+(``--retries``, 2). Every run's regression head starts at the training mean, as in ``train()``.
 
 ``--budget-s`` stops starting runs when the next one would not finish in time (seeds run
 in order, so a cut leaves whole seeds for most combinations); the rest is reported as not run.
@@ -80,18 +86,9 @@ def compose(overrides: Sequence[str]):
     return cfg
 
 
-def run_one(job: dict[str, Any]) -> dict[str, Any]:
-    """Train one combination in one precision for ``job['steps']`` steps; never raises."""
-    import lightning as L
-    import torch
-
-    from src.errors import CompositionError, DivergedError, error_line
-    from src.train_task import EpochStream, build_datamodule, build_module
-
-    torch.set_num_threads(int(job["threads"]))
-    for name in ("lightning.pytorch", "lightning.fabric"):  # one line per run is enough
-        logging.getLogger(name).setLevel(logging.ERROR)
-    overrides = [
+def _overrides(job: dict[str, Any]) -> list[str]:
+    """The Hydra overrides of one run (with --fair: the combination's found peak as ``recipe.lr``)."""
+    return [
         f"first={job['first']}",
         f"core={job['core']}",
         f"final={job['final']}",
@@ -108,42 +105,102 @@ def run_one(job: dict[str, Any]) -> dict[str, Any]:
         "trainer.enable_model_summary=false",
         "logger=none",
         *job["overrides"],
+        *([f"recipe.lr={job['peak']!r}"] if job.get("peak") else []),
     ]
+
+
+def run_one(job: dict[str, Any]) -> dict[str, Any]:
+    """Train one combination in one precision for ``job['steps']`` steps; never raises."""
+    import torch
+    from omegaconf import open_dict
+
+    from src.errors import CompositionError, DivergedError, error_line
+
+    torch.set_num_threads(int(job["threads"]))
+    for name in ("lightning.pytorch", "lightning.fabric"):  # one line per run is enough
+        logging.getLogger(name).setLevel(logging.ERROR)
+    overrides = _overrides(job)
     record = {k: job[k] for k in ("first", "core", "final", "seed", "precision")}
     started = time.time()
     try:
         cfg = compose(overrides)
         torch.set_float32_matmul_precision(cfg.get("matmul_precision", "high"))
-        L.seed_everything(int(cfg.seed), workers=True, verbose=False)
-        module = build_module(cfg)
-        datamodule = build_datamodule(cfg, module)
-        datamodule.setup("fit")
-        module.objective.fit(datamodule.train_targets)
-        trainer = L.Trainer(
-            accelerator=cfg.trainer.accelerator,
-            devices=cfg.trainer.devices,
-            precision=cfg.trainer.precision,
-            max_epochs=1,
-            gradient_clip_val=cfg.recipe.get("grad_clip"),
-            logger=False,
-            enable_checkpointing=False,
-            enable_progress_bar=False,
-            enable_model_summary=False,
-            num_sanity_val_steps=0,
-            callbacks=[EpochStream()],
-            default_root_dir=job["scratch"],
-        )
-        trainer.fit(module, datamodule=datamodule)
-        metrics = {k: float(v) for k, v in trainer.callback_metrics.items() if k.startswith("val/") and v.numel() == 1}
-        record.update(status="collapsed" if module.collapsed else "ok", metrics=metrics, steps=trainer.global_step)
+        attempts: list[dict[str, Any]] = []
+        for attempt in range(int(job.get("retries", 0)) + 1):  # --fair: collapsed/diverged runs start again
+            if attempt:
+                with open_dict(cfg):
+                    cfg.recipe.lr = float(cfg.recipe.lr) / 3.0  # from the seeded initial weights, a third of the peak
+            try:
+                status, metrics, steps = _fit(cfg, job)
+                error = None
+            except DivergedError as err:
+                status, metrics, steps, error = "diverged", {}, 0, error_line(err)
+            attempts.append({"lr": float(cfg.recipe.lr), "status": status})
+            if status == "ok":
+                break
+        record.update(status=status, metrics=metrics, steps=steps, attempts=attempts)
+        if error is not None:
+            record["error"] = error
     except CompositionError as err:
         record.update(status="rejected", error=error_line(err))
-    except DivergedError as err:
-        record.update(status="diverged", error=error_line(err))
     except Exception as err:  # recorded, the check goes on
         record.update(status="failed", error=error_line(err), traceback=traceback.format_exc(limit=4))
     record["seconds"] = round(time.time() - started, 3)
     return record
+
+
+def _prepared(cfg: Any) -> tuple[Any, Any]:
+    """The seeded module (its regression head started at the data, as ``train()`` does) and the read data."""
+    import lightning as L
+
+    from src.head_bias import start_head_at_targets
+    from src.train_task import build_datamodule, build_module
+
+    L.seed_everything(int(cfg.seed), workers=True, verbose=False)
+    module = build_module(cfg)
+    datamodule = build_datamodule(cfg, module)
+    datamodule.setup("fit")
+    module.objective.fit(datamodule.train_targets)
+    start_head_at_targets(module, datamodule.train_targets)
+    return module, datamodule
+
+
+def _fit(cfg: Any, job: dict[str, Any]) -> tuple[str, dict[str, float], int]:
+    """One training run of ``cfg``: ``(status, validation metrics, steps)``; DivergedError propagates."""
+    import lightning as L
+
+    from src.train_task import EpochStream
+
+    module, datamodule = _prepared(cfg)
+    trainer = L.Trainer(
+        accelerator=cfg.trainer.accelerator,
+        devices=cfg.trainer.devices,
+        precision=cfg.trainer.precision,
+        max_epochs=1,
+        gradient_clip_val=cfg.recipe.get("grad_clip"),
+        logger=False,
+        enable_checkpointing=False,
+        enable_progress_bar=False,
+        enable_model_summary=False,
+        num_sanity_val_steps=0,
+        callbacks=[EpochStream()],
+        default_root_dir=job["scratch"],
+    )
+    trainer.fit(module, datamodule=datamodule)
+    metrics = {k: float(v) for k, v in trainer.callback_metrics.items() if k.startswith("val/") and v.numel() == 1}
+    return ("collapsed" if module.collapsed else "ok"), metrics, int(trainer.global_step)
+
+
+def fair_peak(job: dict[str, Any]) -> dict[str, Any]:
+    """--fair: the range test of one combination (fp32, the first seed); its summary (``peak`` among it)."""
+    import torch
+
+    from src.lr_range import find_peak
+
+    torch.set_num_threads(int(job["threads"]))
+    cfg = compose(_overrides({**job, "precision": "32-true"}))
+    module, datamodule = _prepared(cfg)
+    return find_peak(cfg, module, datamodule).summary()
 
 
 def _finite(value: Any) -> float | None:
@@ -307,6 +364,13 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     p.add_argument("--override", action="append", default=[], help="extra Hydra override for every run (repeat)")
     p.add_argument("--out", type=Path, default=ROOT / "bench" / "results")
     p.add_argument("--tag", default=None, help="output name part (default: the accelerator)")
+    p.add_argument(
+        "--fair",
+        action="store_true",
+        help="the fair recipe: one range test per combination (fp32, first seed) sets recipe.lr for both precisions, "
+        "and a collapsed or diverged run is retried at a third of the peak (--retries times)",
+    )
+    p.add_argument("--retries", type=int, default=2, help="with --fair: retries of a collapsed or diverged run")
     p.add_argument("--smoke", action="store_true", help="bhi x bhi x bhi, tiny widths, 1 seed, 4 steps")
     args = p.parse_args(argv)
     if args.smoke:
@@ -358,9 +422,20 @@ def main(argv: Sequence[str] | None = None) -> int:
         families = {g: sorted({c[i] for c in combos}) for i, g in enumerate(GROUPS)}
     else:
         combos = list(itertools.product(families["first"], families["core"], families["final"]))
+    peaks: dict[str, Any] = {}
+    if args.fair:  # one peak per combination, shared by its seeds and both precisions
+        common["retries"] = args.retries
+        for f, c, h in combos:
+            name = f"{f}-{c}-{h}"
+            try:
+                peaks[name] = fair_peak({**common, "first": f, "core": c, "final": h, "seed": seeds[0]})
+            except Exception as err:  # the combination's runs then use the recipe's peak, and say so
+                peaks[name] = {"peak": None, "error": str(err).splitlines()[0]}
+            print(f"{name}: range test peak {peaks[name].get('peak')}", flush=True)
     # seed-major, both precisions of a combination back to back: a budget cut leaves balanced pairs
     jobs = [
         {**common, "first": f, "core": c, "final": h, "seed": s, "precision": p}
+        | {"peak": (peaks.get(f"{f}-{c}-{h}") or {}).get("peak")}
         for s in seeds
         for f, c, h in combos
         for p in precisions
@@ -408,7 +483,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     stem = args.out / f"precision_{args.tag}"
     table = markdown_table(rows, args.tolerance)
     settings = {k: v for k, v in vars(args).items() if k not in ("out",)}
-    payload = {"settings": settings, "wall_seconds": round(wall, 1), "rows": rows, "runs": runs}
+    payload = {"settings": settings, "wall_seconds": round(wall, 1), "rows": rows, "runs": runs, "peaks": peaks}
     # a collapsed run's Pearson is NaN: JSON null
     (stem.with_suffix(".json")).write_text(
         json.dumps(json_safe(payload), indent=1, default=str, allow_nan=False) + "\n"
