@@ -292,7 +292,9 @@ def report(runs: list[dict[str, Any]], args: argparse.Namespace, started: float,
     bad_auto = sum(s["bad"] for k, s in stats.items() if k.endswith("/auto+retries"))
     bad_shared = sum(s["bad"] for k, s in stats.items() if k.endswith("/shared"))
     share_paper = max(finder_steps or [0]) / PAPER_STEPS
+    n_seeds = len({r["seed"] for r in runs}) or 1
     share_bench = max(finder_steps or [0]) / budget
+    share_combination = max(finder_steps or [0]) / (budget * n_seeds)
     lines = [
         f"CPU: {info['cpu_model']}, {args.threads} threads; {args.steps} steps of batch {args.batch_size} per run; "
         f"range test {args.finder_steps} steps",
@@ -300,7 +302,8 @@ def report(runs: list[dict[str, Any]], args: argparse.Namespace, started: float,
         *rows,
         "",
         f"finder cost: {max(finder_steps or [0])} steps = {share_paper:.2%} of a paper-length run (80 x 1,000 steps), "
-        f"{share_bench:.0%} of this bench's {budget}-step budget (once per combination, shared by its seeds)",
+        f"{share_bench:.0%} of one run of this bench ({budget} steps); it runs once per combination, so "
+        f"{share_combination:.0%} of the combination's {n_seeds} x {budget} training steps",
     ]
     (args.out / "fair_recipe.md").write_text("\n".join(lines) + "\n")
     plot(stats, args.out / "fair_recipe.png")

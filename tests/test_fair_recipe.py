@@ -17,7 +17,15 @@ from src.sweep.job import run_ledgered
 from src.sweep.ledger import read_ledger
 from src.sweep.lr_cache import cached_search
 from src.train_task import build_datamodule, build_module, train
-from tests.helpers import FAST, TINY_AUTOSOME, compose_cfg, make_ctx, tiny_bhi_resnet, tiny_run
+from tests.helpers import (
+    FAST,
+    TINY_AUTOSOME,
+    compose_cfg,
+    make_ctx,
+    read_wandb_records,
+    tiny_bhi_resnet,
+    tiny_run,
+)
 
 # a ramp the tiny synthetic split can feed (30 steps x 8 reads <= 360 training reads)
 AUTO = ["recipe.lr=auto", "recipe.lr_find.num_steps=30", "recipe.batch_size=8"]
@@ -49,8 +57,16 @@ def test_finder_leaves_initial_weights_and_random_state_unchanged(tmp_path: Path
 
 def test_auto_run_equals_a_run_at_the_found_peak(tmp_path: Path) -> None:
     """The range test changes nothing of the seeded run but its peak: same metrics and final weights."""
-    auto = train(compose_cfg(FAST + TINY_AUTOSOME + AUTO, run_dir=tmp_path / "auto"))
+    auto = train(compose_cfg(FAST + TINY_AUTOSOME + AUTO + ["logger=wandb"], run_dir=tmp_path / "auto"))
     peak = auto["lr"]["peak"]
+    (run_file,) = (tmp_path / "auto" / "wandb").glob("offline-run-*/run-*.wandb")
+    config = {
+        item.key: json.loads(item.value_json)
+        for r in read_wandb_records(run_file)
+        if r.WhichOneof("record_type") == "config"
+        for item in r.config.update
+    }
+    assert config["lr/peak"] == peak and config["lr/source"] == "search" and config["lr/search_steps"] == 30
     assert auto["lr"]["source"] == "search" and auto["lr"]["search"]["steps"] == 30
     assert (tmp_path / "auto" / "lr_find.png").stat().st_size > 0
     assert "lr: " + repr(peak) in (tmp_path / "auto" / "config.yaml").read_text()  # the number, not auto
