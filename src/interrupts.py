@@ -30,6 +30,7 @@ from lightning.pytorch.callbacks import Checkpoint
 from lightning.pytorch.utilities.exceptions import SIGTERMException
 
 from src.errors import Interrupted
+from src.sweep.identity import in_multirun
 
 log = logging.getLogger(__name__)
 
@@ -64,7 +65,8 @@ def interrupted_message(err: BaseException, run_dir: Path) -> str:
         where = f"no checkpoint at the interrupt; the last one is {last}"
     else:
         return f"{what}: {run_dir / 'metrics.json'} has status interrupted; no checkpoint was written (rerun anew)"
-    return f"{what}: {run_dir / 'metrics.json'} has status interrupted; {where}; resume=true continues the run"
+    how = "running the sweep command again continues the job" if in_multirun() else "resume=true continues the run"
+    return f"{what}: {run_dir / 'metrics.json'} has status interrupted; {where}; {how}"
 
 
 class StopOnSignal(Checkpoint):

@@ -10,6 +10,10 @@ writes nothing (no new logger versions, no second W&B run, ``metrics.json`` unto
 interrupt) rewrites ``metrics.json`` with its new final values and lists the earlier summaries of the
 folder under ``previous`` (status, epochs, step, metrics, best score and checkpoint), so no earlier
 validation value is lost.
+
+:func:`interrupted_job_checkpoint`: a sweep job whose folder holds an interrupted run (status
+``interrupted``, :mod:`src.interrupts`) continues from its ``last.ckpt`` when the sweep command runs
+again (``sweep.rerun=true`` starts it anew).
 """
 
 from __future__ import annotations
@@ -21,6 +25,8 @@ from typing import Any
 
 import torch
 from omegaconf import DictConfig, OmegaConf
+
+from src.sweep.identity import in_multirun
 
 log = logging.getLogger(__name__)
 
@@ -77,3 +83,15 @@ def keep_history(summary: dict[str, Any], run_dir: Path, resumed: bool) -> dict[
     previous = [p for p in earlier.get("previous") or [] if isinstance(p, dict)]
     previous.append({k: earlier.get(k) for k in HISTORY_KEYS if k in earlier})
     return {**summary, "previous": previous}
+
+
+def interrupted_job_checkpoint(cfg: DictConfig, run_dir: Path) -> str | None:
+    """``last.ckpt`` of a sweep job that a signal interrupted, to continue from (see the module doc); else ``None``."""
+    if not in_multirun() or OmegaConf.select(cfg, "sweep.rerun", default=False):
+        return None
+    summary = read_summary(run_dir)
+    last = run_dir / "checkpoints" / "last.ckpt"
+    if summary is None or summary.get("status") != "interrupted" or not last.is_file():
+        return None
+    log.info("continuing the interrupted job from %s", last)
+    return str(last)

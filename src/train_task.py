@@ -62,7 +62,7 @@ from src.peak_lr import report_peak, resolve_peak
 from src.precision import apply_precision_fallback
 from src.resume_state import ResumeState
 from src.retries import retries_of, train_with_retries
-from src.run_completion import completed_run, keep_history
+from src.run_completion import completed_run, interrupted_job_checkpoint, keep_history
 from src.run_lock import releasing_run_locks, take_run_lock
 from src.sweep.halving import rung_callbacks, rung_checkpoint
 from src.utils.io import atomic_write_text, json_safe, write_json
@@ -208,6 +208,7 @@ def _train(cfg: DictConfig) -> dict[str, Any]:
     run_dir = Path(cfg.paths.run_dir)
     ckpt_path = resolve_ckpt_path(cfg, run_dir)  # a missing checkpoint fails before data is read
     ckpt_path = ckpt_path or rung_checkpoint(cfg, run_dir)  # a halving job continues its last rung's run
+    ckpt_path = ckpt_path or interrupted_job_checkpoint(cfg, run_dir)  # a sweep job a signal stopped
     if ckpt_path:
         check_resume(module, ckpt_path)  # corrupt, or another combination/processing: before anything is written
     check_output_folder(run_dir, "hydra.run.dir", create=True)  # a read-only folder fails before data is read

@@ -175,3 +175,37 @@ def test_a_ctrl_c_that_lightning_turns_into_exit_1_still_exits_130(
     assert json.loads((tmp_path / "metrics.json").read_text())["status"] == "interrupted"
     # no checkpoint at the interrupt: the epoch-0 one is named, and resuming from it is true
     assert f"no checkpoint at the interrupt; the last one is {tmp_path / 'checkpoints' / 'last.ckpt'}" in caplog.text
+
+
+@pytest.mark.slow
+def test_a_sweep_stopped_by_sigterm_continues_the_interrupted_job_when_run_again(tmp_path: Path) -> None:
+    """SIGTERM a real two-job sweep inside its first job: exit 143, an ``interrupted`` ledger record; the same
+    command again continues that job from its checkpoint (to an uninterrupted run's metrics) and runs the other."""
+    sweep_dir = tmp_path / "sweep"
+    cmd = [sys.executable, str(ROOT / "train.py"), "-m", f"hydra.sweep.dir={sweep_dir}", *RUN, "logger=csv"]
+    cmd += ["seed=0,1"]
+    with open(tmp_path / "first.log", "w") as log:
+        proc = subprocess.Popen(cmd, cwd=ROOT, env=ENV, stdout=log, stderr=subprocess.STDOUT)
+        try:
+            deadline = time.monotonic() + 150
+            while proc.poll() is None and time.monotonic() < deadline and not list(sweep_dir.rglob("last.ckpt")):
+                time.sleep(0.02)
+            proc.send_signal(signal.SIGTERM)
+            proc.wait(timeout=120)
+        finally:
+            if proc.poll() is None:
+                proc.kill()
+    first = (tmp_path / "first.log").read_text()
+    assert proc.returncode == 143, first[-3000:]
+    assert "running the sweep command again continues the job" in first
+    (record,) = read_ledger(sweep_dir / "ledger.jsonl")
+    assert record["status"] == "interrupted" and record["overrides"]["seed"] == 0
+
+    again = subprocess.run(cmd, cwd=ROOT, env=ENV, capture_output=True, text=True, timeout=300)
+    assert again.returncode == 0, (again.stdout + again.stderr)[-3000:]
+    assert "continuing the interrupted job from" in again.stdout + again.stderr
+    records = read_ledger(sweep_dir / "ledger.jsonl")
+    assert [(r["status"], r["overrides"]["seed"]) for r in records] == [("interrupted", 0), ("ok", 0), ("ok", 1)]
+    reference = train(compose_cfg([*RUN, "logger=csv", "seed=0"], run_dir=tmp_path / "reference"))
+    for key in COMPARED:
+        assert records[1]["metrics"][key] == pytest.approx(reference["metrics"][key], abs=1e-5), key
