@@ -18,13 +18,21 @@ from src.evaluation.dream_suite import SEQUENCE_FILE, SUBSET_FILES
 from src.evaluation.evaluate_model import evaluate_module
 from src.inference import predict_sequences
 from src.interpret.attribution import METHODS, attribute
-from src.interpret.motifs import resolve_motif
+from src.interpret.motifs import marginalize_motif, resolve_motif
 from src.interpret.read_model import ReadModel, prepare_reads
 from src.interpret_task import interpret, variant_effect
 from src.train_task import build_module
 from tests.helpers import ROOT, SHRINK, TINY_AUTOSOME, compose_cfg, train_tiny
 
 GRADIENTS = {"saliency", "integrated_gradients", "deep_lift_shap"}
+# the known-truth model: the default blocks, shrunk, on 3,000 synthetic reads for 3 epochs (282 steps of 64)
+TRUTH_RUN = [
+    *TINY_AUTOSOME,
+    "data.source.n=3000",
+    "recipe.epochs=3",
+    "recipe.steps_per_epoch=null",
+    "recipe.batch_size=64",
+]
 # family -> (blocks, processing overrides, read lengths, methods refused for this tiny model)
 FAMILIES = {
     "autosome": ("autosome", ["processing.seq_len=40"], (50, 45), {"deep_lift_shap"}),  # soft-bin softmax
@@ -230,3 +238,53 @@ def test_bad_input_is_one_line_and_writes_nothing(ckpt: Path, tmp_path: Path) ->
         capture_output=True, text=True, cwd=tmp_path,
     )  # fmt: skip
     assert proc.returncode == 2 and proc.stderr.strip().splitlines()[-1].startswith("error: ") and not out.exists()
+
+
+# ----------------------------------------------------------------------------- known truth
+
+
+def planted_read(rng: np.random.Generator, sites: dict[str, int]) -> str:
+    """A 110-nt DREAM-like read (adapters from the generator) with motif-free random region and ``sites``."""
+    from src.datamodules.plasmid import LEFT_ADAPTER, RIGHT_ADAPTER
+    from src.datamodules.synthetic import BASE_PROBS, MOTIFS
+
+    while True:
+        body = "".join("ACGT"[i] for i in rng.choice(4, size=80, p=BASE_PROBS))
+        if not any(seq in body for seq, _, _ in MOTIFS.values()):
+            break
+    for motif, start in sites.items():
+        body = body[:start] + motif + body[start + len(motif) :]
+    return LEFT_ADAPTER + body + RIGHT_ADAPTER
+
+
+@pytest.mark.slow
+def test_a_model_trained_on_the_synthetic_generator_recovers_its_planted_motifs(tmp_path: Path) -> None:
+    from src.datamodules.synthetic import MOTIFS
+
+    ckpt = train_tiny(tmp_path / "run", TRUTH_RUN)
+    module = load_module(ckpt)
+    rng = np.random.default_rng(11)
+    backgrounds = [planted_read(rng, {}) for _ in range(32)]
+    prepared = prepare_reads(module, backgrounds)
+    model = ReadModel(module, prepared.layouts)
+    effect = {}
+    for name, (_, truth, _) in MOTIFS.items():
+        forward = marginalize_motif(model, prepared, name, [17 + 40])[0]  # centre of the random region
+        effect[name] = float(forward.effects.mean())
+        assert np.sign(effect[name]) == np.sign(truth), (name, effect)
+    strong = [effect["Reb1"], effect["TATA box"], effect["E-box (Cbf1/Pho4)"]]
+    weak = [effect["GATA"], effect["poly-T"]]
+    assert min(strong) > max(weak), effect
+    # ISM: the largest scores of a read carrying Reb1 and a TATA box are inside those sites
+    sites = {"TTACCCG": 20, "TATAAA": 55}
+    read = planted_read(rng, sites)
+    prepared = prepare_reads(module, [read])
+    scores = attribute(ReadModel(module, prepared.layouts), prepared, "ism")
+    per_position = np.abs(scores.hypothetical[0]).sum(axis=0)
+    inside = np.zeros(len(read), dtype=bool)
+    for motif, start in sites.items():
+        inside[17 + start : 17 + start + len(motif)] = True
+    outside = per_position[~inside & prepared.seen[0]].mean()
+    assert inside[per_position.argmax()] and per_position[inside].mean() > 2 * outside
+    for motif, start in sites.items():  # each site stands out on its own
+        assert per_position[17 + start : 17 + start + len(motif)].mean() > 1.5 * outside, motif
