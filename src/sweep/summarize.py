@@ -507,6 +507,8 @@ def heatmap_figure(
     ]
     if any_partial:
         legend.append(Patch(facecolor="none", edgecolor="none", label="* = some seeds not ok"))
+    if any(r.get("rung") is not None for r in rows):  # successive halving (src/sweep/halving_report.py)
+        legend.append(Patch(facecolor="none", edgecolor="none", label="rN = highest halving rung reached"))
     if any_retried:
         legend.append(
             Patch(facecolor="none", edgecolor="none", label=f"{RETRIED_MARK} = some seeds ok only on a retry")
