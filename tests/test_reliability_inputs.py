@@ -258,7 +258,7 @@ def test_lower_case_n_and_duplicates_are_accepted_and_counted(trained: tuple[dic
 def test_cli_prints_duplicates_and_one_error_line(tmp_path: Path) -> None:
     """``python train.py``: the duplicate warning reaches the console, one error line, the run folder stays empty."""
     seqs = random_seqs(30, 110, seed=2)
-    rows = [f"{s}\t{i}.5" for i, s in enumerate(seqs)] + [f"{seqs[0]}\t1", f"{seqs[0].lower()}\t2"]
+    rows = [f"{s}\t{i % 17}.5" for i, s in enumerate(seqs)] + [f"{seqs[0]}\t1", f"{seqs[0].lower()}\t2"]
     path = write_case(tmp_path, "dups", with_bad_row(rows, 33, "acgtNacgt\t1.0"))
     run_dir = tmp_path / "run"
     result = subprocess.run(
