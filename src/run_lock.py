@@ -8,6 +8,9 @@ before it writes anything. The lock is released (removed) when the run ends, wha
 SIGKILLed run), or that this process left behind, is taken over with a warning. A lock held by a
 process on another host cannot be checked from here and is never taken over: remove the file once
 that run is known to be gone.
+
+Under DDP every rank runs the training task; only the first rank (global rank 0) takes the lock, the
+other ranks join the run it locked (:func:`secondary_rank`).
 """
 
 from __future__ import annotations
@@ -75,9 +78,27 @@ def _describe(info: dict[str, Any]) -> str:
     return f"process {pid} on {host}{since}"
 
 
+# the variables by which Lightning (and SLURM, jsrun) tell a process its rank in a multi-process run
+RANK_VARIABLES = ("RANK", "LOCAL_RANK", "NODE_RANK", "SLURM_PROCID", "JSM_NAMESPACE_RANK")
+
+
+def secondary_rank() -> bool:
+    """Whether this process is a DDP rank other than the first (it joins the run the first rank locked)."""
+    for name in RANK_VARIABLES:
+        value = os.environ.get(name, "").strip()
+        if value.isdigit() and int(value) > 0:
+            return True
+    return False
+
+
 def take_run_lock(run_dir: Path, key: str = "hydra.run.dir") -> Path:
-    """Lock ``run_dir`` for this process (released by :func:`releasing_run_locks`); refuse if another run holds it."""
+    """Lock ``run_dir`` for this process (released by :func:`releasing_run_locks`); refuse if another run holds it.
+
+    A secondary DDP rank takes no lock: the first rank of the same run holds it.
+    """
     path = (run_dir / LOCK_NAME).absolute()
+    if secondary_rank():
+        return path
     made_folder = not run_dir.exists()
     run_dir.mkdir(parents=True, exist_ok=True)
     record = json.dumps({"pid": os.getpid(), "host": socket.gethostname(), "started": time.time()})

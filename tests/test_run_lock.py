@@ -76,3 +76,19 @@ def test_a_run_releases_its_lock_and_refuses_a_live_owner(tmp_path: Path) -> Non
         assert sorted(p.name for p in tmp_path.iterdir()) == [LOCK_NAME]
     summary = train(compose_cfg(FAST, run_dir=tmp_path))
     assert summary["status"] == "ok" and not (tmp_path / LOCK_NAME).exists()
+
+
+@pytest.mark.parametrize("variable", ["LOCAL_RANK", "RANK", "NODE_RANK", "SLURM_PROCID"])
+def test_a_secondary_ddp_rank_joins_the_run_its_first_rank_locked(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, variable: str
+) -> None:
+    """Rank 0 holds the lock; a rank > 0 of the same run takes none and does not refuse (DDP would hang)."""
+    with releasing_run_locks():
+        lock = take_run_lock(tmp_path)  # rank 0 (this process, no rank variables)
+        owner = lock.read_text()
+        monkeypatch.setenv(variable, "1")
+        assert take_run_lock(tmp_path) == lock  # no ConfigError although a live process holds it
+        assert lock.read_text() == owner
+        monkeypatch.setenv(variable, "0")
+        with pytest.raises(ConfigError, match="is in use by another run"):
+            take_run_lock(tmp_path)
