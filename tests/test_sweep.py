@@ -115,7 +115,7 @@ def test_sweep_rerun_true_runs_finished_jobs_again(eight_jobs, tiny_conf, tmp_pa
 
 
 def test_failures_are_recorded_and_the_sweep_goes_on_with_wandb_runs(tiny_conf, tmp_path):
-    # first.block.out_channels=0 cannot be composed (rejected); recipe.lr=-1 fails in the optimizer (failed);
+    # first.block.out_channels=0 cannot be composed (rejected); weight_decay=-1 fails in the optimizer (failed);
     # recipe.lr=1e30 makes the loss inf within two steps (diverged)
     sweep_dir = tmp_path / "study_a"
     proc = run_sweep(
@@ -125,18 +125,19 @@ def test_failures_are_recorded_and_the_sweep_goes_on_with_wandb_runs(tiny_conf, 
         "core=resnet",
         "final=resnet",
         "first.block.out_channels=0,8",
-        "recipe.lr=-1,0.005,1e30",
+        "recipe.lr=0.005,1e30",
+        "recipe.optimizer.weight_decay=-1,0.01",
         status=1,  # a job failed (and one diverged): the launch exits 1 after running every job
     )
     assert proc.stdout.strip().splitlines()[-1] == (
-        "6 jobs: 1 ok, 1 failed, 3 rejected, 1 diverged; "
-        f"incomplete: 5 of 6 did not train (the error of each is in {sweep_dir / LEDGER_NAME})"
+        "8 jobs: 1 ok, 2 failed, 4 rejected, 1 diverged; "
+        f"incomplete: 7 of 8 did not train (the error of each is in {sweep_dir / LEDGER_NAME})"
     )
     records = read_ledger(sweep_dir / LEDGER_NAME)
-    assert statuses(records) == ["diverged", "failed", "ok", "rejected", "rejected", "rejected"]
+    assert statuses(records) == ["diverged", "failed", "failed", "ok", "rejected", "rejected", "rejected", "rejected"]
     by_status = {r["status"]: r for r in records}
     assert by_status["rejected"]["error"].startswith("CompositionError: first block 'resnet'")
-    assert by_status["failed"]["error"] == "ValueError: Invalid learning rate: -1.0"
+    assert by_status["failed"]["error"] == "ValueError: Invalid weight_decay value: -1"
     assert "\n" not in by_status["failed"]["error"]
     assert by_status["diverged"]["error"].startswith("DivergedError: training diverged: training loss became NaN/inf")
     assert by_status["diverged"]["params"] == by_status["ok"]["params"]  # from the metrics.json it wrote
