@@ -346,20 +346,35 @@ def predict_throughput(args: argparse.Namespace, overrides: list[str]) -> dict[s
     }
 
 
-def matmul_peak(device: str, n: int = 2048, repeats: int = 10) -> dict[str, float]:
-    """GFLOP/s of an ``n x n`` matrix product in fp32 and bf16: what this hardware's arithmetic allows."""
+def matmul_peak(device: str, n: int = 2048, budget_s: float = 2.0) -> dict[str, float]:
+    """GFLOP/s of an ``n x n`` matrix product in fp32 and bf16: what this hardware's arithmetic allows.
+
+    Each precision gets about ``budget_s`` seconds: a precision this CPU computes only slowly (bf16 on
+    a CPU without AVX512-BF16 or AMX runs a generic kernel at about 1 GFLOP/s) is measured on smaller
+    matrices, halving ``n`` until one product takes a third of the budget, and with fewer repeats.
+    """
     peak = {}
     for name, dtype in (("fp32", torch.float32), ("bf16", torch.bfloat16)):
-        a = torch.randn(n, n, dtype=dtype, device=device)
-        b = torch.randn(n, n, dtype=dtype, device=device)
-        for _ in range(2):
-            a @ b  # warm-up: library dispatch and caches
+        size = n
+        while True:
+            a = torch.randn(size, size, dtype=dtype, device=device)
+            b = torch.randn(size, size, dtype=dtype, device=device)
+            sync(device)
+            start = time.perf_counter()
+            a @ b  # warm-up (library dispatch and caches), timed to size the measurement
+            sync(device)
+            first = time.perf_counter() - start
+            if first * 3 <= budget_s or size <= 128:
+                break
+            size //= 2
+        a @ b  # a second warm-up at the chosen size
+        repeats = max(1, min(10, int(budget_s / max(first, 1e-6))))
         sync(device)
         start = time.perf_counter()
         for _ in range(repeats):
             a @ b
         sync(device)
-        peak[name] = 2 * n**3 * repeats / (time.perf_counter() - start) / 1e9
+        peak[name] = 2 * size**3 * repeats / (time.perf_counter() - start) / 1e9
     return peak
 
 
@@ -380,7 +395,7 @@ def flop_per_sequence(overrides: list[str], device: str, batch: int = 16) -> flo
 
 def roofline(args: argparse.Namespace, overrides: list[str], measured: float) -> dict[str, float]:
     """How near the measured sequences/s come to the bf16 matrix-product peak of this hardware."""
-    peak = matmul_peak(args.device)
+    peak = matmul_peak(args.device, n=256 if args.smoke else 2048, budget_s=0.2 if args.smoke else 2.0)
     flops = flop_per_sequence(overrides, args.device)
     ceiling = peak["bf16"] * 1e9 / flops
     print(
