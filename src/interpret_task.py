@@ -39,6 +39,14 @@ def _output_folder(cfg: DictConfig) -> Path:
     return output
 
 
+def _orientation(cfg: DictConfig) -> str | None:
+    """``orientation`` (mpra models): forward or reverse; ``both`` is two runs, one line says so."""
+    orientation = cfg.get("orientation")
+    if orientation == "both":
+        raise ConfigError("orientation=both: run once with orientation=forward and once with orientation=reverse")
+    return orientation
+
+
 def _list(value: Any) -> list[Any]:
     if value is None:
         return []
@@ -68,7 +76,7 @@ def interpret(cfg: DictConfig) -> dict[str, Any]:
     if not cfg.get("input"):
         raise ConfigError(f"input: method={method} scores the reads of a file (input=<fasta|txt|tsv>)")
     records = read_sequences(cfg.input, data_set_tables())
-    reads = prepare_reads(module, records.sequences, records.path, records.lines, records.ids, cfg.get("orientation"))
+    reads = prepare_reads(module, records.sequences, records.path, records.lines, records.ids, _orientation(cfg))
     model = _read_model(module, reads.layouts, cfg)
     scores = attribute(
         model,
@@ -103,7 +111,7 @@ def _marginalize(cfg: DictConfig, module: Any, output: Path) -> dict[str, Any]:
     else:
         records = read_sequences(str(given), data_set_tables())
         sequences, path, lines, ids = records.sequences, records.path, records.lines, records.ids
-    reads = prepare_reads(module, sequences, path, lines, ids, cfg.get("orientation"))
+    reads = prepare_reads(module, sequences, path, lines, ids, _orientation(cfg))
     model = _read_model(module, reads.layouts, cfg)
     starts = [int(s) for s in _list(cfg.get("positions"))] or None
     effects = []
@@ -142,7 +150,7 @@ def variant_effect(cfg: DictConfig) -> dict[str, Any]:
         rc_average=None if rc is None else bool(rc),
         device=cfg.get("device", "auto"),
         progress=bool(cfg.get("progress", True)),
-        orientation=cfg.get("orientation"),
+        orientation=_orientation(cfg),
         precision=str(cfg.get("precision", "32")),
     )
     names = list(module.hparams.get("target_names") or [])

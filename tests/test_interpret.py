@@ -223,6 +223,12 @@ def test_bad_input_is_one_line_and_writes_nothing(ckpt: Path, tmp_path: Path) ->
     with pytest.raises(ConfigError, match="method=deep_lift_shap: attributions miss"):
         (tmp_path / "ok.txt").write_text(random_reads((110,))[0] + "\n")
         interpret(cfg(ckpt_path=str(ckpt), input=str(tmp_path / "ok.txt"), output=str(out), method="deep_lift_shap"))
+    long = tmp_path / "long.txt"
+    long.write_text(random_reads((110,))[0] + "\n" + random_reads((200,))[0] + "\n")
+    with pytest.raises(DataError, match=r"long.txt:2: sequence of 200 nt is 183 nt after the 17-nt adapter"):
+        interpret(cfg(ckpt_path=str(ckpt), input=str(long), output=str(out)))
+    with pytest.raises(ConfigError, match="orientation=both: run once"):
+        interpret(cfg(ckpt_path=str(ckpt), input=str(long), output=str(out), orientation="both"))
     repeat = tmp_path / "repeat.txt"
     repeat.write_text("ACGT" * 27 + "AC\n")
     with pytest.raises(DataError, match=r"repeat.txt:1: its dinucleotide shuffles are all the same"):
@@ -231,7 +237,7 @@ def test_bad_input_is_one_line_and_writes_nothing(ckpt: Path, tmp_path: Path) ->
     pairs.write_text("seq\tpos\talt\n" + "ACGT" * 27 + "AC\t110\tA\n")
     with pytest.raises(DataError, match=r"pairs.tsv:2: pos 110 is outside the 110-nt seq"):
         variant_effect(cfg(ckpt_path=str(ckpt), pairs=str(pairs), output=str(tmp_path / "e.tsv")))
-    assert sorted(p.name for p in tmp_path.iterdir()) == ["bad.txt", "ok.txt", "pairs.tsv", "repeat.txt"]
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["bad.txt", "long.txt", "ok.txt", "pairs.tsv", "repeat.txt"]
     # the command line: one line, exit 2
     proc = subprocess.run(
         [sys.executable, str(ROOT / "interpret.py"), f"ckpt_path={ckpt}", f"input={bad}", f"output={out}"],
