@@ -3,6 +3,7 @@
 import hydra
 from omegaconf import DictConfig
 
+from src.cli_check import check_command_line
 from src.entry import run_task
 
 
@@ -14,4 +15,5 @@ def main(cfg: DictConfig) -> None:
 
 
 if __name__ == "__main__":
+    check_command_line("interpret")  # a bad key or value: one line, exit 2, before Hydra makes a folder
     main()

@@ -1,7 +1,8 @@
 """The command line, checked before Hydra starts: one line naming the key, exit 2, nothing created.
 
-``train.py``, ``predict.py`` and ``evaluate.py`` call :func:`check_command_line` before their
-``hydra.main``. It composes the config the way Hydra will and stops, with one line and status 2, at
+``train.py``, ``predict.py``, ``evaluate.py``, ``interpret.py`` and ``variant_effect.py`` call
+:func:`check_command_line` before their ``hydra.main``. It composes the config the way Hydra will and stops,
+with one line and status 2, at
 
 * a group, an option of a group or a config key that does not exist (with the closest valid names),
   where Hydra would print a multi-line error with status 1;

@@ -1,5 +1,6 @@
 """Config mistakes on the command line: one line naming the key (with the closest valid names), exit 2, and no
-folder created, in train.py, predict.py and evaluate.py alike; an added key that no code reads is refused."""
+folder created, in train.py, predict.py, evaluate.py, interpret.py and variant_effect.py alike; an added key that no
+code reads is refused."""
 
 from __future__ import annotations
 
@@ -57,6 +58,19 @@ def test_predict_and_evaluate_name_a_misspelt_or_added_key(tmp_path: Path) -> No
     line = one_line(app("evaluate.py", ["test=folder", "+batch_sizee=8"], tmp_path))
     assert line.startswith("error: batch_sizee: no code reads this key, so +batch_sizee=8 would be ignored"), line
     assert list(tmp_path.iterdir()) == []
+
+
+def test_interpret_and_variant_effect_name_a_misspelt_or_added_key(tmp_path: Path) -> None:
+    line = one_line(app("interpret.py", ["ckpt_path=m.ckpt", "input=x.fa", "outptu=o", "method=ism"], tmp_path))
+    assert line == "error: outptu: no such config key or group (closest: output)"
+    line = one_line(
+        app("variant_effect.py", ["ckpt_path=m.ckpt", "pairs=p.tsv", "output=e.tsv", "+batch_sizee=8"], tmp_path)
+    )
+    assert line.startswith("error: batch_sizee: no code reads this key, so +batch_sizee=8 would be ignored"), line
+    assert list(tmp_path.iterdir()) == []
+    motifs = ["ckpt_path=m", "output=o", "method=marginalize", "motif=[TATA,Reb1]", "backgrounds=5", "positions=[4]"]
+    assert command_line_problem("interpret", motifs) is None
+    assert command_line_problem("variant_effect", ["ckpt_path=m", "pairs=p.tsv", "output=e.tsv", "device=cpu"]) is None
 
 
 @pytest.mark.parametrize(
