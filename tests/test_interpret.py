@@ -20,6 +20,7 @@ from src.inference import predict_sequences
 from src.interpret.attribution import METHODS, attribute
 from src.interpret.motifs import marginalize_motif, resolve_motif
 from src.interpret.read_model import ReadModel, prepare_reads
+from src.interpret.variants import variant_effects
 from src.interpret_task import interpret, variant_effect
 from src.train_task import build_module
 from tests.helpers import ROOT, SHRINK, TINY_AUTOSOME, compose_cfg, train_tiny
@@ -96,6 +97,23 @@ def test_every_method_scores_the_read_of_each_processing_family(family: str) -> 
     by_hand = predict_sequences(module, mutants, ids=ids[:1] * 3, device="cpu", progress=False)[:, 0] - expected[0, 0]
     got = [ism.hypothetical[0, "ACGT".index(base), pos] for pos, base in picks]
     np.testing.assert_allclose(got, by_hand, atol=2e-5, rtol=1e-4)
+
+
+def test_an_snv_effect_is_the_ism_score_of_that_base(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Variant effects predict through the read wrapper, the path of ISM: one copy of the processing."""
+    module = family_module("bhi")  # LSTM core, both strands averaged
+    read = random_reads((40,), seed=11)[0]
+    prepared = prepare_reads(module, [read])
+    ism = attribute(ReadModel(module, prepared.layouts), prepared, "ism", batch_size=256)
+    seen = np.flatnonzero(prepared.seen[0])
+    picks = [(int(p), "ACGT"[("ACGT".index(read[p]) + 1) % 4]) for p in seen[[0, len(seen) // 2, -1]]]
+    calls = []
+    forward = ReadModel.forward
+    monkeypatch.setattr(ReadModel, "forward", lambda self, *args: calls.append(len(args[0])) or forward(self, *args))
+    effects = variant_effects(module, [read] * 3, [mutate(read, pos, base) for pos, base in picks])
+    assert sum(calls) == 4  # the read and its 3 mutants, each predicted once through the wrapper
+    expected = [ism.hypothetical[0, "ACGT".index(base), pos] for pos, base in picks]
+    np.testing.assert_allclose(effects[:, 0], expected, atol=1e-5, rtol=1e-5)
 
 
 def test_padded_and_cropped_positions_score_zero() -> None:

@@ -56,13 +56,17 @@ def _rows(reads: PreparedReads, rows: slice) -> tuple[Tensor, Tensor]:
     return reads.onehot[rows], reads.layout[rows].float()
 
 
-def predict_reads(model: ReadModel, reads: PreparedReads, batch_size: int = 512) -> np.ndarray:
-    """Predictions ``(N, T)`` of the prepared reads (their own bases)."""
+def predict_reads(model: ReadModel, reads: PreparedReads, batch_size: int = 512, progress: bool = False) -> np.ndarray:
+    """Predictions ``(N, T)`` of the prepared reads (their own bases); a progress bar on stderr if asked."""
+    from tqdm import tqdm
+
     out = []
-    with torch.inference_mode():
-        for start in range(0, len(reads.sequences), batch_size):
+    n = len(reads.sequences)
+    with torch.inference_mode(), tqdm(total=n, unit="seq", desc="predict", disable=not progress, leave=False) as bar:
+        for start in range(0, n, batch_size):
             x, lay = _rows(reads, slice(start, start + batch_size))
             out.append(model(x.to(model.device_), lay.to(model.device_)).float().cpu())
+            bar.update(len(x))
     return torch.cat(out).numpy()
 
 

@@ -1,10 +1,13 @@
 """Variant effects: a pairs file (``ref``/``alt``, or ``seq``/``pos``/``alt`` base) -> predicted ``alt - ref``.
 
-Both sequences of every pair are predicted with :func:`src.inference.predict_sequences` (the path of
-``predict.py``; both strands averaged when the processing trains with reverse complements), each
-distinct sequence once, and the effect is :func:`src.interpret.pairs.pair_differences`. With a
-``measured`` column (the measured ``alt - ref``) the Pearson and Spearman correlations are those of
-the DREAM test suite's scoring.
+Both sequences of every pair are predicted through the read wrapper
+(:class:`src.interpret.read_model.ReadModel`, the path of ISM and the attributions: the run's processing
+inside the forward pass; both strands averaged when the processing trains with reverse complements), each
+distinct sequence once, and the effect is :func:`src.interpret.pairs.pair_differences`. So the effect of a
+single-base variant is the ISM score of that base. The wrapper rebuilds the processing's encoding
+exactly, so the effects also equal the difference of two ``predict.py`` predictions (tested). With a
+``measured`` column (the measured ``alt - ref``) the Pearson and Spearman correlations are those of the
+DREAM test suite's scoring.
 """
 
 from __future__ import annotations
@@ -12,14 +15,14 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 
 from src.datamodules.readers import _open_lines, parse_float
-from src.errors import DataError
-from src.inference import predict_sequences
+from src.errors import ConfigError, DataError
+from src.interpret.attribution import predict_reads
 from src.interpret.pairs import pair_differences
+from src.interpret.read_model import ReadModel, prepare_reads
 from src.lit_modules.prixfixe_module import PrixFixeModule
 
 BASES = set("ACGTN")
@@ -91,13 +94,30 @@ def read_pairs(path: str | Path) -> Pairs:
 
 
 def variant_effects(
-    module: PrixFixeModule, ref: Sequence[str], alt: Sequence[str], path: str | Path | None = None, **predict: Any
+    module: PrixFixeModule,
+    ref: Sequence[str],
+    alt: Sequence[str],
+    path: str | Path | None = None,
+    *,
+    batch_size: int = 512,
+    rc_average: bool | None = None,
+    device: str | None = "cpu",
+    progress: bool = False,
+    orientation: str | None = None,
+    precision: str = "32",
 ) -> np.ndarray:
-    """Predicted ``alt - ref`` ``(n, T)``: every distinct sequence predicted once, as ``predict.py`` would."""
+    """Predicted ``alt - ref`` ``(n, T)``: every distinct sequence predicted once through the read wrapper.
+
+    ``rc_average``, ``orientation``, ``precision`` and ``device`` mean what they mean for ``predict.py``.
+    """
+    if int(batch_size) < 1:
+        raise ConfigError(f"batch_size must be >= 1, got {batch_size}")
     unique: dict[str, int] = {}
     for seq in (*ref, *alt):
         unique.setdefault(seq, len(unique))
-    preds = predict_sequences(module, list(unique), path=path, **predict)
+    reads = prepare_reads(module, list(unique), path, orientation=orientation)
+    model = ReadModel(module, reads.layouts, rc_average=rc_average, precision=precision, device=device)
+    preds = predict_reads(model, reads, int(batch_size), progress=progress)
     return pair_differences(preds, [unique[s] for s in alt], [unique[s] for s in ref])
 
 
