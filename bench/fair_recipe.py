@@ -105,6 +105,7 @@ def run_one(name: str, seed: int, lr: str, retries: int, args: argparse.Namespac
         f"recipe.lr={lr}",
         f"recipe.retries={retries}",
         f"recipe.lr_find.num_steps={args.finder_steps}",
+        f"recipe.lr_find.rule={args.rule}",
         f"recipe.batch_size={args.batch_size}",
         "recipe.epochs=1",
         f"recipe.steps_per_epoch={args.steps}",
@@ -198,6 +199,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--batch-size", type=int, default=32)
     parser.add_argument("--finder-steps", type=int, default=100)
     parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--rule", default="minimum", help="recipe.lr_find.rule: minimum (/ 10) or steepest")
     parser.add_argument("--val-items", type=int, default=640, help="validation reads (a seeded subset)")
     parser.add_argument("--out", type=Path, default=ROOT / "bench" / "results")
     parser.add_argument("--work", type=Path, default=Path("/tmp/prixfixe-fair-recipe"))
@@ -284,6 +286,7 @@ def report(runs: list[dict[str, Any]], args: argparse.Namespace, started: float,
         "steps": args.steps,
         "batch_size": args.batch_size,
         "finder_steps": args.finder_steps,
+        "rule": getattr(args, "rule", "minimum"),
         "reduced_widths": {name: reduced(name) for name in combos},
         "complete": final,
         "seconds": round(time.time() - started, 1),
@@ -297,7 +300,7 @@ def report(runs: list[dict[str, Any]], args: argparse.Namespace, started: float,
     share_combination = max(finder_steps or [0]) / (budget * n_seeds)
     lines = [
         f"CPU: {info['cpu_model']}, {args.threads} threads; {args.steps} steps of batch {args.batch_size} per run; "
-        f"range test {args.finder_steps} steps",
+        f"range test {args.finder_steps} steps, rule {getattr(args, 'rule', 'minimum')}",
         "",
         *rows,
         "",
