@@ -24,7 +24,10 @@ def _files(folder: Path) -> dict[str, bytes]:
 
 def test_resuming_a_finished_run_changes_nothing_and_more_epochs_keep_the_history(tmp_path: Path) -> None:
     run_dir = tmp_path / "run"
-    finished = train(compose_cfg(RUN, run_dir=run_dir))
+    # a process of its own: W&B's service writes its run logs until its process ends, so the folder is final only then
+    first = train_cli([*RUN, f"hydra.run.dir={run_dir}"], cwd=tmp_path)
+    assert first.returncode == 0, first.stderr[-3000:]
+    finished = json.loads((run_dir / "metrics.json").read_text())
     assert finished["status"] == "ok" and finished["epochs"] == 2 and finished["metrics"]
     before = _files(run_dir)
 
