@@ -37,6 +37,8 @@ from scipy.stats import spearmanr
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from machine import cpu_name  # noqa: E402  (bench/machine.py: a bench script runs with bench/ on sys.path)
+
 from src.sweep.halving import TERMINAL, record_rung, record_score  # noqa: E402
 from src.sweep.halving_report import compute_spent  # noqa: E402
 from src.sweep.halving_sweep import record_config  # noqa: E402
@@ -46,16 +48,6 @@ from tests.helpers import SHRINK  # noqa: E402
 DATA = ROOT.parent / "shared" / "data" / "dream" / "train_sample.txt"
 METRIC = "val/pearson"
 TOO_SHORT = 0.5  # rank correlation below which rung 0 does not rank the configurations
-
-
-def cpu_name() -> str:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or "unknown CPU"
 
 
 def shrunk_conf(out: Path) -> Path:

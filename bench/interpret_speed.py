@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import platform
 import sys
 import time
 from pathlib import Path
@@ -24,6 +23,8 @@ import torch
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
+
+from machine import cpu_name  # noqa: E402  (bench/machine.py: a bench script runs with bench/ on sys.path)
 
 from src.datamodules.synthetic import generate  # noqa: E402
 from src.entry import register_resolvers  # noqa: E402
@@ -39,16 +40,6 @@ COMBOS = {
     "dream_attn": ["experiment=dream_attn"],
     "camformers": ["experiment=camformers"],
 }
-
-
-def cpu_name() -> str:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or "unknown CPU"
 
 
 def build(combo: str):
