@@ -21,7 +21,6 @@ values are judged by the job and recorded in the sweep ledger. Whatever this che
 from __future__ import annotations
 
 import difflib
-import inspect
 import os
 import sys
 from collections.abc import Callable, Iterator
@@ -31,6 +30,7 @@ from typing import Any
 from omegaconf import DictConfig, ListConfig, OmegaConf
 
 from src.errors import EXIT_USER_ERROR, ConfigError, first_line
+from src.utils.signatures import accepts_keyword
 
 APP_DIR = Path(__file__).resolve().parents[1]  # where train.py lives: Hydra's config_path is relative to it
 OPEN_MAPPINGS = ("aux_weights",)  # mappings that take any name (the weight of an auxiliary loss by its name)
@@ -211,7 +211,7 @@ def _read_by_code(cfg: DictConfig, key: str) -> bool:
     if not isinstance(parent, DictConfig) or "_target_" not in parent.keys():  # noqa: SIM118
         return False
     target = _locate(str(parent._get_node("_target_")._value()))
-    return target is not None and _accepts(target, parts[-1])
+    return target is not None and accepts_keyword(target, parts[-1])
 
 
 def _locate(path: str) -> Callable | None:
@@ -221,14 +221,6 @@ def _locate(path: str) -> Callable | None:
         return get_object(path)
     except Exception:
         return None
-
-
-def _accepts(target: Callable, name: str) -> bool:
-    try:
-        params = inspect.signature(target).parameters
-    except (TypeError, ValueError):
-        return False
-    return name in params or any(p.kind is p.VAR_KEYWORD for p in params.values())
 
 
 def _value_problem(config_name: str, cfg: DictConfig) -> str | None:

@@ -9,7 +9,6 @@ hand per combination. A combination that cannot be built raises
 
 from __future__ import annotations
 
-import inspect
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -18,6 +17,7 @@ from torch import Tensor, nn
 
 from src.blocks.base import AuxLosses, Batch, BlockOutput, count_params, split_output
 from src.errors import CompositionError
+from src.utils.signatures import accepts_keyword
 
 
 @dataclass(frozen=True)
@@ -85,20 +85,12 @@ def run_in_param_precision(block: nn.Module, x: Tensor, batch: Batch | None) -> 
         return block(x.to(dtype), batch)
 
 
-def _accepts(factory: Callable, name: str) -> bool:
-    try:
-        params = inspect.signature(factory).parameters
-    except (TypeError, ValueError):
-        return False
-    return name in params or any(p.kind is p.VAR_KEYWORD for p in params.values())
-
-
 def _layout(factory: Callable, prefix: int, segments: tuple[int, ...] | None) -> dict:
     """The sequence layout the previous blocks declared, for a factory that accepts it."""
     extra: dict = {}
-    if prefix and _accepts(factory, "prefix_tokens"):
+    if prefix and accepts_keyword(factory, "prefix_tokens"):
         extra["prefix_tokens"] = prefix
-    if segments and _accepts(factory, "segment_lengths"):
+    if segments and accepts_keyword(factory, "segment_lengths"):
         extra["segment_lengths"] = segments
     return extra
 
@@ -167,7 +159,7 @@ def compose(
         blocks[role] = block
         shape = (int(out[0]), int(out[1]))
     extra = _layout(final, prefix, segments)
-    if _accepts(final, "prefix_tokens"):
+    if accepts_keyword(final, "prefix_tokens"):
         extra["prefix_tokens"] = prefix
     head = _build(
         "final", names[2], final, shape, chain, n_targets=n_targets, outputs_per_target=outputs_per_target, **extra
