@@ -38,6 +38,8 @@ ROOT = Path(__file__).resolve().parents[1]
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
+from machine import cpu_name  # noqa: E402  (bench/machine.py: a bench script runs with bench/ on sys.path)
+
 PAPER_STEPS = 80 * 1000
 SHARED_LR = 0.005
 # combination -> overrides (blocks, and the processing a block needs)
@@ -281,7 +283,7 @@ def report(runs: list[dict[str, Any]], args: argparse.Namespace, started: float,
     combos = list(dict.fromkeys(r["combination"] for r in runs))
     info = {
         "cpu": platform.processor() or platform.machine(),
-        "cpu_model": _cpu_model(),
+        "cpu_model": cpu_name(),
         "threads": args.threads,
         "steps": args.steps,
         "batch_size": args.batch_size,
@@ -334,16 +336,6 @@ def _brief(summary: dict[str, Any]) -> dict[str, Any]:
 def _short(summary: dict[str, Any]) -> str:
     value = pearson_of(summary)
     return f"{summary.get('status')} r={value:.3f}" if value is not None else str(summary.get("status"))
-
-
-def _cpu_model() -> str:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or "unknown"
 
 
 if __name__ == "__main__":
