@@ -1,4 +1,5 @@
-"""``--help`` of train.py, predict.py and evaluate.py: the tool, its own keys, examples; no unrelated groups."""
+"""``--help`` of train.py, predict.py, evaluate.py, interpret.py and variant_effect.py: the tool, its own keys,
+examples; no unrelated groups."""
 
 from __future__ import annotations
 
@@ -66,3 +67,15 @@ def test_train_help_names_groups_keys_and_examples() -> None:
     for key in ("seed", "recipe.epochs", "data.path", "monitor.metric", "test_data", "resume", "init_from", "dry_run"):
         assert described(text, key), key
     assert "epochs of the team recipe (now 7)" in text
+
+
+@pytest.mark.parametrize("app", ["interpret", "variant_effect"])
+def test_interpret_and_variant_effect_help_name_their_own_keys_only(app: str) -> None:
+    text = help_text(app)
+    assert text.startswith(f"{app}.py: ")  # what the tool does, first
+    assert "== Examples ==" in text and f"python {app}.py ckpt_path=" in text
+    missing = [key for key in own_keys(app) if not described(text, key)]
+    assert not missing, f"{app}.py --help does not describe {missing}"
+    assert "batch_size: 64" in help_text(app, "batch_size=64")  # the defaults, as composed
+    listed = [group for group in TRAINING_GROUPS if any(line.startswith(f"{group}: ") for line in text.splitlines())]
+    assert not listed, f"{app}.py --help lists training groups {listed}"
