@@ -2,8 +2,9 @@
 
 A head such as ``final=resnet`` regresses the raw 0..17 expression with MSE; its output bias starts near 0,
 so its first predictions sit about 11 units below the data and early training spends its steps (and, at a
-high peak learning rate, its stability) on moving one number. :func:`start_head_at_targets` sets the output
-layer's bias to the training targets' mean (per target) whenever the objective asks for it
+high peak learning rate, its stability) on moving one number. :func:`start_head_at_targets` sets the bias of
+each layer the final block names as its output (:meth:`src.blocks.base.FinalBlock.output_layers`, part of the
+block contract) to the training targets' mean (per target) whenever the objective asks for it
 (:meth:`src.lit_modules.objectives.Objective.initial_bias`: raw-scale regression only). Soft-bin heads,
 standardised targets and knot-mapped targets are left unchanged, so their seeded runs are as before. It
 applies only to fresh weights (not when resuming or initialising from a checkpoint).
@@ -18,37 +19,34 @@ from torch import Tensor, nn
 
 log = logging.getLogger(__name__)
 
-OUTPUT_LAYERS = (nn.Linear, nn.Conv1d)
-
-
-def output_layer(final: nn.Module, n_outputs: int) -> nn.Module | None:
-    """The layer that emits the head's ``n_outputs`` values: the last Linear/Conv1d of that width with a bias,
-    preferring those under a ``head`` submodule (a final block may also carry auxiliary heads, e.g. an MLM)."""
-    matches = [
-        (name, layer)
-        for name, layer in final.named_modules()
-        if isinstance(layer, OUTPUT_LAYERS) and layer.bias is not None and layer.bias.numel() == n_outputs
-    ]
-    in_head = [(n, m) for n, m in matches if n.split(".")[0] == "head"]
-    chosen = in_head or matches
-    return chosen[-1][1] if chosen else None
-
 
 @torch.no_grad()
 def start_head_at_targets(module: nn.Module, y_train: Tensor, fresh: bool = True) -> Tensor | None:
-    """Set the output bias of ``module.net.final`` to ``module.objective.initial_bias(y_train)``; returns it.
+    """Set the bias of every output layer of ``module.net.final`` to ``module.objective.initial_bias(y_train)``.
 
-    ``None`` (nothing changed) when the weights are not fresh, or the objective keeps its head as built.
+    Returns the bias set; ``None`` (nothing changed) when the weights are not fresh, the objective keeps its
+    head as built, or the block names no output layer (an output squashed by a sigmoid). A named layer whose
+    bias does not hold one value per prediction output breaks the block contract: ``ValueError``.
     """
     if not fresh:
         return None
     bias = module.objective.initial_bias(y_train)
     if bias is None:
         return None
-    layer = output_layer(module.net.final, int(bias.numel()))
-    if layer is None:
-        log.warning("no output layer with %d biases found in the final block: its bias keeps its start", bias.numel())
+    final = module.net.final
+    name = type(final).__name__
+    layers = final.output_layers()
+    if not layers:
+        log.warning("%s names no output layer whose bias shifts its prediction: its head keeps its start", name)
         return None
-    layer.bias.copy_(bias.reshape(layer.bias.shape).to(layer.bias))
+    for layer in layers:
+        if getattr(layer, "bias", None) is None or layer.bias.numel() != bias.numel():
+            found = "no bias" if getattr(layer, "bias", None) is None else f"{layer.bias.numel()} bias values"
+            raise ValueError(
+                f"{name}.output_layers() names {type(layer).__name__} with {found}, but the prediction takes "
+                f"{bias.numel()} (the contract: the layers whose bias is added directly to the prediction)"
+            )
+    for layer in layers:
+        layer.bias.copy_(bias.reshape(layer.bias.shape).to(layer.bias))
     log.info("head bias starts at the training mean %s", ", ".join(f"{v:.3f}" for v in bias.tolist()))
     return bias

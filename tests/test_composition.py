@@ -9,12 +9,14 @@ import pytest
 import torch
 from hydra.utils import instantiate
 
+from src.blocks.base import split_output
 from src.errors import CompositionError
 from src.lit_modules.composer import compose
 from src.train_task import build_module
-from tests.helpers import compose_cfg
+from tests.helpers import CONF_DIR, PROCESSINGS, SHORT, SHRINK, compose_cfg
 
 BLOCKS = ["autosome", "resnet"]
+FINALS = sorted(p.stem for p in (CONF_DIR / "final").glob("*.yaml"))
 
 
 def one_step(module, processing_batch) -> float:
@@ -123,3 +125,53 @@ def test_segment_layouts_pass_on_while_the_length_is_kept() -> None:
 
     with pytest.raises(CompositionError, match="declares segments"):
         compose(Liar, partial(SysuCore, n_layers=1, n_heads=2), SysuFinal, 4, 30)
+
+
+def family_net(family: str, extra: list[str] | None = None):
+    """The family's own first, core and final blocks (shrunk as in the menu test) under its own processing."""
+    processing = family if family in PROCESSINGS else "onehot"
+    overrides = [f"first={family}", f"core={family}", f"final={family}", f"processing={processing}", "logger=none"]
+    overrides += SHRINK["first", family] + SHRINK["core", family] + SHRINK["final", family]
+    overrides += [f"processing.seq_len={SHORT[processing]}"] if processing in SHORT else []
+    overrides += ["processing.flank=20"] if processing == "sysu" else []  # a short read needs a short flank
+    torch.manual_seed(0)
+    return build_module(compose_cfg(overrides + list(extra or []))).net.eval()
+
+
+@pytest.mark.parametrize("final", FINALS)
+@torch.no_grad()
+def test_output_layers_bias_shifts_the_prediction_exactly(final: str) -> None:
+    """Adding delta to the bias of each layer a final block names in output_layers() adds delta to its output;
+    a wrong layer (an MLM or reconstruction head, one of several averaged heads) fails this."""
+    extra = ["final.block.sigmoid=false"] if final == "metformin" else []  # a sigmoid output has no such layer
+    net = family_net(final, extra)
+    channels, length = net.report[0].in_shape
+    x = torch.rand(3, channels, length, generator=torch.Generator().manual_seed(1))
+    h = split_output(net.core(split_output(net.first(x))[0]))[0]  # the final block's input
+    head = net.final
+
+    def predict() -> torch.Tensor:
+        return split_output(head(h))[0]  # the raw head output, before any objective
+
+    before = predict()
+    layers = head.output_layers()
+    assert layers and all(layer.bias.numel() == head.n_targets * head.outputs_per_target for layer in layers)
+    delta = 0.5 + 0.25 * torch.arange(head.n_targets * head.outputs_per_target, dtype=torch.float32)
+    for layer in layers:
+        layer.bias.add_(delta.to(layer.bias))
+    shift = delta.view(1, head.n_targets, head.outputs_per_target)
+    torch.testing.assert_close(predict(), before + shift, rtol=1e-5, atol=1e-5)
+
+
+def test_a_squashed_output_names_no_output_layer_and_every_final_must_name_its_own() -> None:
+    from src.blocks.base import FinalBlock
+    from src.blocks.metformin import MetforminFinal
+
+    assert MetforminFinal(8, 10, sigmoid=True).output_layers() == []
+
+    class Unnamed(FinalBlock):
+        def forward(self, x, batch=None):
+            return x.mean(dim=(1, 2)).view(-1, 1, 1)
+
+    with pytest.raises(NotImplementedError, match="Unnamed must implement output_layers"):
+        Unnamed(8, 10).output_layers()

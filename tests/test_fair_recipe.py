@@ -185,20 +185,64 @@ def test_forced_collapse_is_retried_at_a_third_of_the_peak(tmp_path: Path) -> No
     assert (ctx.job_dir / "attempt-1" / "metrics.json").is_file()
 
 
-def test_head_bias_starts_at_the_training_mean(tmp_path: Path) -> None:
-    from src.head_bias import output_layer, start_head_at_targets
+# raw-scale regression heads (NAD's with its knots removed: its prediction is the mean of four level heads)
+RAW_SCALE_HEADS = {
+    "resnet": [],
+    "camformers": ["final.block.hidden=[8,8]"],
+    "sysu": ["final.block.mlm=true"],
+    "nad": ["final.block.depths=[1,1,1,1]", "final.block.heads=2", "final.block.dim_head=8"]
+    + ["final.objective.target_knots=null"],
+}
+
+
+@pytest.mark.parametrize("final", sorted(RAW_SCALE_HEADS))
+@torch.no_grad()
+def test_head_bias_starts_at_the_training_mean(final: str) -> None:
+    """Every layer the final block names as its output starts at the training mean, so with their weights at
+    zero the block predicts exactly that mean (NAD: the mean of its level heads, not a quarter of it)."""
+    from src.head_bias import start_head_at_targets
 
     y = torch.tensor([[3.0], [11.0], [13.0], [9.0]])
-    resnet = build_module(compose_cfg(tiny_bhi_resnet("resnet")))
-    resnet.objective.fit(y)
-    start_head_at_targets(resnet, y)
-    assert output_layer(resnet.net.final, 1).bias.tolist() == pytest.approx([9.0])
-    for final in ("autosome", "bhi"):  # soft-bin and standardised heads keep their start
-        module = build_module(compose_cfg(tiny_bhi_resnet(final) + ["final.block.hidden=[8,8]"] * (final == "bhi")))
+    module = build_module(compose_cfg(tiny_bhi_resnet(final) + RAW_SCALE_HEADS[final]))
+    module.objective.fit(y)
+    assert start_head_at_targets(module, y).tolist() == pytest.approx([9.0])
+    layers = module.net.final.output_layers()
+    assert [layer.bias.tolist() for layer in layers] == [pytest.approx([9.0])] * len(layers)
+    for layer in layers:
+        layer.weight.zero_()
+    channels, length = module.net.report[0].in_shape
+    out, _ = module.eval().net(torch.rand(2, channels, length))
+    assert out.flatten().tolist() == pytest.approx([9.0, 9.0])
+
+
+def test_a_fresh_head_that_keeps_its_start_is_unchanged() -> None:
+    from src.head_bias import start_head_at_targets
+
+    y = torch.tensor([[3.0], [11.0], [13.0], [9.0]])
+    kept = {  # soft-bin, standardised and knot-mapped heads, and a sigmoid output on the raw scale
+        "autosome": [],
+        "bhi": ["final.block.hidden=[8,8]"],
+        "metformin": [],
+        "metformin-raw": ["final.objective.target_knots=null"],
+    }
+    for final, extra in kept.items():
+        module = build_module(compose_cfg(tiny_bhi_resnet(final.split("-")[0]) + extra))
         module.objective.fit(y)
         before = _state(module)
         assert start_head_at_targets(module, y) is None
         assert all(torch.equal(before[k], v) for k, v in module.state_dict().items())
+
+
+def test_a_final_block_naming_a_layer_of_another_width_is_refused(monkeypatch) -> None:
+    from src.blocks.resnet import ResnetFinal
+    from src.head_bias import start_head_at_targets
+
+    y = torch.tensor([[3.0], [11.0]])
+    module = build_module(compose_cfg(tiny_bhi_resnet("resnet")))
+    module.objective.fit(y)
+    monkeypatch.setattr(ResnetFinal, "output_layers", lambda self: [self.head[1]])  # the hidden Linear
+    with pytest.raises(ValueError, match=r"ResnetFinal.output_layers\(\) names Linear with 8 bias values"):
+        start_head_at_targets(module, y)
 
 
 def test_seeded_runs_of_unaffected_finals_are_unchanged(tmp_path: Path, monkeypatch) -> None:

@@ -119,3 +119,6 @@ class AutosomeFinal(FinalBlock):
     def forward(self, x: Tensor, batch: Batch | None = None) -> Tensor:
         logits = self.head(x).mean(dim=2)  # global average pool over length -> (B, T*K)
         return logits.view(-1, self.n_targets, self.outputs_per_target)
+
+    def output_layers(self) -> list[nn.Module]:
+        return [self.head]  # the 1x1 conv's bias is added at every position, so also to their average

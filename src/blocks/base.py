@@ -57,7 +57,14 @@ class Block(nn.Module):
 
 
 class FinalBlock(Block):
-    """Base class of final blocks: the prediction head, output ``(B, n_targets, outputs_per_target)``."""
+    """Base class of final blocks: the prediction head, output ``(B, n_targets, outputs_per_target)``.
+
+    Besides ``forward``, every final block implements :meth:`output_layers`: the layer(s) whose bias is
+    added directly to the returned prediction (each bias holds ``n_targets * outputs_per_target`` values in
+    the output's order), so that adding ``delta`` to each of their biases shifts the prediction by exactly
+    ``delta``. Auxiliary heads (a masked-token or reconstruction head) are never among them. A fresh head on
+    the raw target scale starts its prediction at the training mean through them (:mod:`src.head_bias`).
+    """
 
     def __init__(self, in_channels: int, seq_len: int, n_targets: int = 1, outputs_per_target: int = 1) -> None:
         super().__init__(in_channels, seq_len)
@@ -65,6 +72,10 @@ class FinalBlock(Block):
             raise ValueError(f"{type(self).__name__}: n_targets and outputs_per_target must be >= 1")
         self.n_targets = int(n_targets)
         self.outputs_per_target = int(outputs_per_target)
+
+    def output_layers(self) -> list[nn.Module]:
+        """The layer(s) whose bias is added directly to the prediction; empty when none is (a squashed output)."""
+        raise NotImplementedError(f"{type(self).__name__} must implement output_layers() (the FinalBlock contract)")
 
 
 def split_output(out: BlockOutput) -> tuple[Tensor, AuxLosses]:

@@ -144,3 +144,6 @@ class BhiFinal(FinalBlock):
                 f"BhiFinal built for (C, L) = ({self.in_channels}, {self.seq_len}) got input {tuple(x.shape)}"
             )
         return self.head(x).view(-1, self.n_targets, self.outputs_per_target)
+
+    def output_layers(self) -> list[nn.Module]:
+        return [self.head[-1]]  # the last Linear emits the prediction as it is returned

@@ -144,3 +144,7 @@ class MetforminFinal(FinalBlock):
         if self.sigmoid:
             out = torch.sigmoid(out)
         return out.view(-1, self.n_targets, self.outputs_per_target)
+
+    def output_layers(self) -> list[nn.Module]:
+        # with the sigmoid, the Dense bias is a logit offset, not a shift of the prediction: no layer qualifies
+        return [] if self.sigmoid else [self.head[-1]]

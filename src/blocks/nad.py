@@ -295,3 +295,8 @@ class NadFinal(FinalBlock):
             return torch.stack([objective.loss(p, y) for p in preds]).mean()
 
         return out, {"deep": deep}
+
+    def output_layers(self) -> list[nn.Module]:
+        # the prediction is the mean of the level heads' outputs: the same shift of every head's bias shifts it
+        # (and each level's own prediction, which deep supervision scores) by that amount
+        return list(self.heads)

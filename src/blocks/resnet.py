@@ -106,3 +106,6 @@ class ResnetFinal(FinalBlock):
 
     def forward(self, x: Tensor, batch: Batch | None = None) -> Tensor:
         return self.head(x).view(-1, self.n_targets, self.outputs_per_target)
+
+    def output_layers(self) -> list[nn.Module]:
+        return [self.head[-1]]  # the last Linear emits the prediction as it is returned

@@ -314,3 +314,6 @@ class SysuFinal(FinalBlock):
             return out
         loss = self._mlm_loss(h, batch)
         return out if loss is None else (out, {"mlm": loss})
+
+    def output_layers(self) -> list[nn.Module]:
+        return [self.head]  # one prediction per segment, averaged; the MLM head is auxiliary

@@ -402,3 +402,6 @@ class UnlockdnaFinal(FinalBlock):
         m = mask.to(ce.dtype)
         # sum over masked positions / (number masked + 1), as the original
         return out, {"recon": (ce * m).sum() / (m.sum() + 1.0)}
+
+    def output_layers(self) -> list[nn.Module]:
+        return [self.expression]  # one value per prediction token, averaged; reconstruction is auxiliary
