@@ -1,9 +1,9 @@
 """Fair recipe: each combination at the shared peak (0.005), at ``recipe.lr=auto``, and at auto + ``recipe.retries=2``.
 
 On the DREAM sample (``--data``, default ``../shared/data/dream/train_sample.txt``), for each combination and
-seed, trains a reduced-width model (:data:`REDUCED`; full widths do not fit a CPU's time) for a fixed number of
-optimizer steps (``--steps``) with the autosome recipe (AdamW + One-Cycle), and reports per combination and mode:
-collapsed/diverged runs, validation Pearson mean +- sd over seeds, the found peak and the range test's cost.
+seed, trains a reduced-width model (``bench/reduced_widths.py``; full widths do not fit a CPU's time) for a fixed
+number of optimizer steps (``--steps``) with the autosome recipe (AdamW + One-Cycle), and reports per combination and
+mode: collapsed/diverged runs, validation Pearson mean +- sd over seeds, the found peak and the range test's cost.
 
 How the three modes are run (each a real ``train()`` in this process):
 
@@ -39,6 +39,7 @@ if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
 from machine import cpu_name  # noqa: E402  (bench/machine.py: a bench script runs with bench/ on sys.path)
+from reduced_widths import BLOCKS_OF, REDUCED, blocks, reduced  # noqa: E402, F401  (re-exported: fair_recipe.REDUCED)
 
 PAPER_STEPS = 80 * 1000
 SHARED_LR = 0.005
@@ -52,31 +53,6 @@ COMBOS = {
     "dream_cnn": ["experiment=dream_cnn"],
     "dream_rnn": ["experiment=dream_rnn"],
 }
-# reduced widths per block (stated in the report): same structure, a CPU's time
-REDUCED = {
-    "first": {
-        "bhi": ["first.block.out_channels=32"],
-        "resnet": ["first.block.out_channels=16"],
-        "sysu": ["first.block.d_model=16"],
-        "autosome": ["first.block.out_channels=32"],
-    },
-    "core": {
-        "bhi": ["core.block.hidden=16", "core.block.out_channels=32"],
-        "sysu": ["core.block.n_layers=1", "core.block.n_heads=2"],
-        "autosome": ["core.block.stage_widths=[32,16]"],
-    },
-    "final": {"bhi": ["final.block.hidden=[16,16]"]},
-}
-BLOCKS_OF = {"dream_cnn": ("bhi", "autosome", "autosome"), "dream_rnn": ("bhi", "bhi", "autosome")}
-
-
-def blocks(name: str) -> tuple[str, str, str]:
-    return BLOCKS_OF.get(name) or tuple(name.split("-"))  # type: ignore[return-value]
-
-
-def reduced(name: str) -> list[str]:
-    first, core, final = blocks(name)
-    return REDUCED["first"].get(first, []) + REDUCED["core"].get(core, []) + REDUCED["final"].get(final, [])
 
 
 def compose(overrides: list[str], run_dir: Path):
