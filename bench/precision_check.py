@@ -25,11 +25,18 @@ seed makes as well.
     python bench/precision_check.py --combos resnet-resnet-resnet,bhi-bhi-unlockdna   # chosen combinations
     python bench/precision_check.py --smoke                          # seconds: the test's run
     python bench/precision_check.py --fair --combos bhi-bhi-bhi,sysu-sysu-sysu --accelerator gpu --budget-s 500
+    nice -n 10 python bench/precision_check.py --fair --reduced --combos bhi-bhi-bhi,dream_cnn,dream_rnn --threads 2
 
 ``--fair`` judges the precisions under the fair recipe (docs/fair_recipe.md): one range test per combination
 (fp32, first seed; ``recipe.lr_find`` settings via ``--override``) sets ``recipe.lr`` for every seed and both
 precisions, and a collapsed or diverged run starts again from its seeded weights at a third of the peak
 (``--retries``, 2). Every run's regression head starts at the training mean, as in ``train()``.
+
+``--reduced`` trains every combination (and runs its range test) at the reduced widths of ``bench/fair_recipe.py``
+(``bench/reduced_widths.py``: the same blocks at widths a CPU trains in minutes; a family without a reduction keeps its
+widths; an ``--override`` of the same key wins). The report lists each combination's reduction overrides and the CPU.
+``--combos`` takes ``dream_cnn`` and ``dream_rnn`` as names of their block triples (bhi-autosome-autosome,
+bhi-bhi-autosome; their blocks only: the experiments' widths, processing and recipe are not applied).
 
 ``--budget-s`` stops starting runs when the next one would not finish in time (seeds run
 in order, so a cut leaves whole seeds for most combinations); the rest is reported as not run.
@@ -56,6 +63,11 @@ from typing import Any
 ROOT = Path(__file__).resolve().parents[1]
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
+if str(ROOT / "bench") not in sys.path:  # also when loaded from its file (the tests): bench/'s shared modules
+    sys.path.insert(0, str(ROOT / "bench"))
+
+from machine import cpu_name  # noqa: E402
+from reduced_widths import BLOCKS_OF, blocks, reduced  # noqa: E402
 
 PRECISIONS = ("32-true", "bf16-mixed")
 GROUPS = ("first", "core", "final")
@@ -87,7 +99,8 @@ def compose(overrides: Sequence[str]):
 
 
 def _overrides(job: dict[str, Any]) -> list[str]:
-    """The Hydra overrides of one run (with --fair: the combination's found peak as ``recipe.lr``)."""
+    """The Hydra overrides of one run (with --reduced: the combination's reduced widths; with --fair: its found peak as
+    ``recipe.lr``)."""
     return [
         f"first={job['first']}",
         f"core={job['core']}",
@@ -104,6 +117,7 @@ def _overrides(job: dict[str, Any]) -> list[str]:
         "trainer.enable_progress_bar=false",
         "trainer.enable_model_summary=false",
         "logger=none",
+        *job.get("widths", []),
         *job["overrides"],
         *([f"recipe.lr={job['peak']!r}"] if job.get("peak") else []),
     ]
@@ -342,13 +356,27 @@ def headline(rows: Sequence[dict[str, Any]], runs: Sequence[dict[str, Any]], tol
     return text + f"; {len(runs)} runs in {wall:.0f} s"
 
 
+def setup_lines(args: argparse.Namespace, widths: dict[str, list[str]]) -> str:
+    """The Markdown report's opening: the machine, the budget and the widths (each combination's reductions)."""
+    text = (
+        f"{args.accelerator}, CPU {cpu_name()}, {args.threads} threads per run; {args.steps} steps of batch "
+        f"{args.batch_size} per run, seeds {args.seeds}{', fair recipe' if args.fair else ''}\n\n"
+    )
+    if not args.reduced:
+        return text + "Widths: as configured.\n\n"
+    lines = [f"- {name}: {' '.join(overrides) or 'no reduction'}" for name, overrides in widths.items()]
+    return text + "Widths reduced (--reduced, bench/reduced_widths.py):\n\n" + "\n".join(lines) + "\n\n"
+
+
 def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     p = argparse.ArgumentParser(description=__doc__.split("\n", 1)[0])
     p.add_argument("--families", default="all", help="comma-separated families for every group (default: all)")
     for group in GROUPS:
         p.add_argument(f"--{group}", default=None, help=f"families of the {group} group only (default: --families)")
     p.add_argument(
-        "--combos", default=None, help="comma-separated first-core-final combinations (instead of a product)"
+        "--combos",
+        default=None,
+        help="comma-separated first-core-final combinations, or dream_cnn / dream_rnn (instead of a product)",
     )
     p.add_argument("--seeds", default="0,1,2", help="comma-separated seeds (default 0,1,2)")
     p.add_argument("--steps", type=int, default=60, help="optimizer steps per run (default 60)")
@@ -371,6 +399,11 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
         "and a collapsed or diverged run is retried at a third of the peak (--retries times)",
     )
     p.add_argument("--retries", type=int, default=2, help="with --fair: retries of a collapsed or diverged run")
+    p.add_argument(
+        "--reduced",
+        action="store_true",
+        help="every combination at the fair-recipe bench's reduced widths (bench/reduced_widths.py), a CPU's time",
+    )
     p.add_argument("--smoke", action="store_true", help="bhi x bhi x bhi, tiny widths, 1 seed, 4 steps")
     args = p.parse_args(argv)
     if args.smoke:
@@ -414,28 +447,34 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.combos:
         known, combos = menu(), []
         for text in (c.strip() for c in args.combos.split(",") if c.strip()):
-            parts = tuple(text.split("-"))
+            parts = blocks(text)
             if len(parts) != 3 or any(f not in known[g] for g, f in zip(GROUPS, parts, strict=False)):
-                print(f"error: --combos: {text!r} is not first-core-final (families of conf/first, core, final)")
+                print(
+                    f"error: --combos: {text!r} is not first-core-final (families of conf/first, core, final) "
+                    f"nor one of {sorted(BLOCKS_OF)}"
+                )
                 return 2
             combos.append(parts)
         families = {g: sorted({c[i] for c in combos}) for i, g in enumerate(GROUPS)}
     else:
         combos = list(itertools.product(families["first"], families["core"], families["final"]))
+    # --reduced: each combination's width overrides (every run and range test of it)
+    widths = {f"{f}-{c}-{h}": reduced(f"{f}-{c}-{h}") for f, c, h in combos} if args.reduced else {}
     peaks: dict[str, Any] = {}
     if args.fair:  # one peak per combination, shared by its seeds and both precisions
         common["retries"] = args.retries
         for f, c, h in combos:
             name = f"{f}-{c}-{h}"
             try:
-                peaks[name] = fair_peak({**common, "first": f, "core": c, "final": h, "seed": seeds[0]})
+                job = {**common, "first": f, "core": c, "final": h, "seed": seeds[0], "widths": widths.get(name, [])}
+                peaks[name] = fair_peak(job)
             except Exception as err:  # the combination's runs then use the recipe's peak, and say so
                 peaks[name] = {"peak": None, "error": str(err).splitlines()[0]}
             print(f"{name}: range test peak {peaks[name].get('peak')}", flush=True)
     # seed-major, both precisions of a combination back to back: a budget cut leaves balanced pairs
     jobs = [
         {**common, "first": f, "core": c, "final": h, "seed": s, "precision": p}
-        | {"peak": (peaks.get(f"{f}-{c}-{h}") or {}).get("peak")}
+        | {"peak": (peaks.get(f"{f}-{c}-{h}") or {}).get("peak"), "widths": widths.get(f"{f}-{c}-{h}", [])}
         for s in seeds
         for f, c, h in combos
         for p in precisions
@@ -483,14 +522,23 @@ def main(argv: Sequence[str] | None = None) -> int:
     stem = args.out / f"precision_{args.tag}"
     table = markdown_table(rows, args.tolerance)
     settings = {k: v for k, v in vars(args).items() if k not in ("out",)}
-    payload = {"settings": settings, "wall_seconds": round(wall, 1), "rows": rows, "runs": runs, "peaks": peaks}
+    payload = {
+        "settings": settings,
+        "cpu_model": cpu_name(),
+        "reduced_widths": widths,  # --reduced: combination -> its width overrides ({} : configured widths)
+        "wall_seconds": round(wall, 1),
+        "rows": rows,
+        "runs": runs,
+        "peaks": peaks,
+    }
     # a collapsed run's Pearson is NaN: JSON null
     (stem.with_suffix(".json")).write_text(
         json.dumps(json_safe(payload), indent=1, default=str, allow_nan=False) + "\n"
     )
-    (stem.with_suffix(".md")).write_text(table)
+    (stem.with_suffix(".md")).write_text(setup_lines(args, widths) + table)
     write_csv(stem.with_suffix(".csv"), rows)
     title = f"val Pearson, bf16-mixed - 32-true\nseeds {args.seeds}, {args.steps} steps"
+    title += ", reduced widths" if args.reduced else ""
     if rows:
         write_heatmap(stem.parent / f"{stem.name}_diff.png", rows, families, title)
     print(table)

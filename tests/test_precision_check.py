@@ -90,3 +90,46 @@ def test_combos_pick_combinations_and_noise_is_judged(check, tmp_path: Path, mon
     assert row["diff"] == pytest.approx(0.05) and row["within"] is False
     assert row["noise"] == pytest.approx(2 * (2 * 0.02**2 / 3) ** 0.5) and row["within_noise"] is False
     assert check.main(["--combos", "bhi-resnet", "--out", str(tmp_path)]) == 2
+
+
+def test_reduced_puts_each_combinations_widths_into_its_runs(
+    check, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """--reduced: every run and range test of a combination composes at its reduced widths; dream_cnn is a triple."""
+    jobs: list[dict] = []
+
+    def record(job):
+        jobs.append(job)
+        keys = ("first", "core", "final", "seed", "precision")
+        return {k: job[k] for k in keys} | {"status": "ok", "metrics": {"val/pearson": 0.5}, "seconds": 0.1}
+
+    def peak(job):
+        jobs.append({**job, "precision": "32-true"})
+        return {"peak": 0.01}
+
+    monkeypatch.setattr(check, "run_one", record)
+    monkeypatch.setattr(check, "fair_peak", peak)
+    args = ["--combos", "bhi-bhi-bhi,dream_cnn", "--seeds", "0", "--precisions", "32-true", "--out", str(tmp_path)]
+    assert check.main([*args, "--tag", "full"]) == 0
+    full = [check.compose(check._overrides(job)) for job in jobs]
+    jobs.clear()
+    assert check.main([*args, "--reduced", "--fair", "--tag", "reduced"]) == 0
+    assert len(jobs) == 4  # two range tests, two runs
+    for job in jobs:
+        cfg = check.compose(check._overrides(job))
+        assert cfg.first.block.out_channels == 32  # BHI's first block in both
+        if job["core"] == "bhi":
+            assert (cfg.core.block.hidden, cfg.core.block.out_channels) == (16, 32)
+            assert list(cfg.final.block.hidden) == [16, 16]
+        else:
+            assert (job["first"], job["core"], job["final"]) == ("bhi", "autosome", "autosome")
+            assert list(cfg.core.block.stage_widths) == [32, 16]
+    assert {cfg.first.block.out_channels for cfg in full} == {512}  # without --reduced: the configured widths
+    payload = json.loads((tmp_path / "precision_reduced.json").read_text())
+    assert payload["settings"]["reduced"] is True and payload["cpu_model"]
+    assert payload["reduced_widths"]["bhi-autosome-autosome"] == [
+        "first.block.out_channels=32",
+        "core.block.stage_widths=[32,16]",
+    ]
+    assert "- bhi-autosome-autosome: first.block.out_channels=32" in (tmp_path / "precision_reduced.md").read_text()
+    assert json.loads((tmp_path / "precision_full.json").read_text())["reduced_widths"] == {}
