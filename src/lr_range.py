@@ -2,15 +2,25 @@
 
 Before training, Lightning's ``Tuner.lr_find`` trains a deep copy of the freshly initialised model on
 the training split only, with the learning rate ramped exponentially from ``recipe.lr_find.min_lr`` to
-``recipe.lr_find.max_lr`` over ``recipe.lr_find.num_steps`` steps (one new batch per step, drawn from
-seeded permutations of the training split; no validation). The copy is then thrown away: the real
-run starts from the seeded initial weights, and the random-number state is restored afterwards.
+``recipe.lr_find.max_lr`` over ``recipe.lr_find.num_steps`` steps (one batch per step, drawn from seeded
+permutations of the training split, at most ``recipe.lr_find.passes`` passes over it; no validation).
+The copy is then thrown away: the real run starts from the seeded initial weights, and the random-number
+state is restored afterwards.
+
+The curve (:func:`paired_losses`): each ramp step's loss minus the loss an untouched copy of the initial
+model gets on the same batch (plus that loss's mean). Most of a raw ramp's step-to-step scatter is which
+reads a batch holds; on the DREAM sample (batch 32) it put the minimum of three regression-head models at
+the same early step (lr 4.8e-5, where nothing had been learnt). The initial model carries the same batch
+effect, so the difference keeps what the ramp changed. It costs one forward pass per ramp step.
 
 Peak-picking rule (``recipe.lr_find.rule``):
 
-* ``minimum`` (default): the learning rate at the minimum of the smoothed loss, divided by
-  ``recipe.lr_find.divisor`` (10). The minimum is where the ramp stops helping, so a tenth of it is
-  still on the descending side with a safety margin; it is one robust point of the whole curve.
+* ``minimum`` (default): the learning rate at the minimum of the smoothed curve, divided by
+  ``recipe.lr_find.divisor`` (3). The divisor leans high on purpose: a peak that is too high shows
+  itself (the run collapses or diverges, and ``recipe.retries`` starts it again at a third, i.e. the
+  conventional minimum / 10), while one that is too low costs accuracy silently. Measured on the menu
+  (docs/fair_recipe.md): the best One-Cycle peak lies 0.03x to 10x the minimum depending on the block,
+  so no divisor suits every block; 3 came closest, and a grid with ``summarize --select-lr`` is exact.
 * ``steepest``: Lightning's suggestion, the steepest descent of the smoothed loss. A gradient of a
   100-point curve is noisy (one lucky batch moves it by a decade), which is why it is not the default.
 
@@ -20,10 +30,13 @@ by up to about 50 steps (beta / (1 - beta); at 100 steps over 6 decades, up to 3
 per-step losses are recovered from it exactly (:func:`raw_losses`) and smoothed with a centred window of
 :data:`WINDOW` steps instead (no lag). Lightning still ends the ramp early when its average exceeds 4 x
 its best value; losses from the first non-finite one on are dropped (divergence is how a range test ends).
+A minimum counts only when it lies :data:`MIN_DROP` standard errors of the smoothed curve (from the
+per-step scatter) below the level the ramp starts from: the lowest point of a flat, scattered curve is
+noise, and a peak taken from it would be arbitrary.
 
 Bad input, each one line naming the key to change (exit 2): a training split with fewer than
-``num_steps x batch_size`` reads, a ramp whose smoothed loss never falls below its start, or a
-non-finite loss before the ramp found its minimum.
+``num_steps x batch_size / passes`` reads, a ramp whose smoothed loss never falls clearly below its
+start, or a non-finite loss before the ramp found its minimum.
 """
 
 from __future__ import annotations
@@ -52,10 +65,19 @@ AUTO = "auto"
 RULES = ("minimum", "steepest")
 CURVE_PNG = "lr_find.png"
 # what the ramp does when recipe.lr_find is absent (configs written before lr=auto existed)
-DEFAULTS = {"num_steps": 100, "min_lr": 1e-6, "max_lr": 1.0, "rule": "minimum", "divisor": 10.0, "skip_begin": 5}
+DEFAULTS = {
+    "num_steps": 100,
+    "min_lr": 1e-6,
+    "max_lr": 1.0,
+    "rule": "minimum",
+    "divisor": 3.0,
+    "skip_begin": 5,
+    "passes": 1,
+}
 MIN_POINTS = 5  # finite smoothed losses the rule needs at least
 LIGHTNING_BETA = 0.98  # the moving average of Lightning's _LRCallback
 WINDOW = 9  # steps of the centred moving average the rule reads
+MIN_DROP = 4.0  # the minimum must lie this many standard errors of the smoothed curve below the start level
 
 
 def raw_losses(smoothed: list[float], beta: float = LIGHTNING_BETA) -> list[float]:
@@ -118,6 +140,9 @@ def check_lr_config(cfg: DictConfig) -> None:
     steps, fewest = options["num_steps"], MIN_POINTS + int(options["skip_begin"]) + 1
     if isinstance(steps, bool) or not isinstance(steps, int) or steps < fewest:
         raise ConfigError(f"recipe.lr_find.num_steps={steps!r} must be a whole number >= {fewest}")
+    passes = options["passes"]
+    if isinstance(passes, bool) or not isinstance(passes, int) or passes < 1:
+        raise ConfigError(f"recipe.lr_find.passes={passes!r} must be a whole number >= 1")
     low, high = _number(options["min_lr"]), _number(options["max_lr"])
     if low is None or high is None or not 0 < low < high:
         raise ConfigError(
@@ -184,11 +209,17 @@ class LrSearch:
         ax.axvline(self.steepest_lr, color="C2", ls="--", lw=1, label=f"steepest {self.steepest_lr:.2g}")
         ax.axvline(self.peak, color="C3", lw=1.5, label=f"peak ({self.rule}) {self.peak:.2g}")
         ax.set_xlabel("learning rate")
-        ax.set_ylabel("training loss")
+        ax.set_ylabel("training loss, paired with the initial model")
         ax.set_title(f"range test: {self.steps} steps, {self.seconds:.1f} s", fontsize=10)
         ax.legend(fontsize=8, frameon=False)
         fig.savefig(path, dpi=100)
         return path
+
+
+def step_noise(losses: np.ndarray, smoothed: np.ndarray) -> float:
+    """Robust standard deviation of the per-step losses around their moving average (median absolute deviation)."""
+    residual = np.asarray(losses, dtype=float) - np.asarray(smoothed, dtype=float)
+    return float(1.4826 * np.median(np.abs(residual - np.median(residual)))) if residual.size else 0.0
 
 
 def pick_peak(lrs: list[float], losses: list[float], options: dict[str, Any]) -> tuple[float, float, float]:
@@ -204,12 +235,17 @@ def pick_peak(lrs: list[float], losses: list[float], options: dict[str, Any]) ->
             f"recipe.lr=auto: the training loss was non-finite after {end} of {len(values)} range-test steps "
             f"(at lr {rates[min(end, len(rates) - 1)]:.3g}); lower {low_key} or check the data"
         )
-    values, rates = centred_mean(values[:end])[skip:], rates[skip:end]
+    smoothed = centred_mean(values[:end])
+    noise = step_noise(values[:end], smoothed) / math.sqrt(WINDOW)  # standard error of one smoothed point
+    start = float(np.mean(values[skip : skip + 2 * WINDOW]))  # the level the ramp starts from
+    values, rates = smoothed[skip:], rates[skip:end]
     best = int(np.argmin(values))
-    if best == 0 or values[best] >= values[0]:
+    fall = start - float(values[best])
+    if best == 0 or fall <= MIN_DROP * noise:  # the lowest point of a flat, scattered curve is noise
         raise ConfigError(
-            f"recipe.lr=auto: the smoothed training loss never decreased over the range test "
-            f"({rates[0]:.3g} to {rates[-1]:.3g}); raise recipe.lr_find.max_lr or recipe.lr_find.num_steps"
+            f"recipe.lr=auto: the smoothed training loss never fell clearly below its start over the range test "
+            f"({rates[0]:.3g} to {rates[-1]:.3g}; fall {max(fall, 0.0):.3g}, noise {noise:.2g}); "
+            "raise recipe.lr_find.max_lr or recipe.lr_find.num_steps"
         )
     if bad.size and best == len(values) - 1:  # still falling when the loss blew up: no minimum was found
         raise ConfigError(
@@ -221,6 +257,44 @@ def pick_peak(lrs: list[float], losses: list[float], options: dict[str, Any]) ->
     minimum = float(rates[best])
     peak = minimum / float(options["divisor"]) if options["rule"] == "minimum" else steepest
     return peak, minimum, steepest
+
+
+class _InitialModelLoss:
+    """Scores every ramp batch with an untouched copy of the initial model (no gradients).
+
+    A range test's per-step loss varies mostly with *which* reads a batch holds (a batch of reads near the
+    mean is easy for any model), not with the learning rate: on the DREAM sample with batch 32 a regression
+    head's loss moves by 20-40 % from one batch to the next while nothing has been learnt yet. The same
+    batch scored by the initial model carries the same batch effect, so subtracting it leaves what the
+    ramp changed (:func:`paired_losses`). Costs one forward pass per ramp step.
+    """
+
+    def __init__(self, module: Any) -> None:
+        self.model = copy.deepcopy(module)
+        self.model.train()  # the ramp's own mode (dropout, batch statistics); the copy's state is never saved
+        for p in self.model.parameters():
+            p.requires_grad_(False)
+        self.losses: list[float] = []
+
+    def attach(self, probe: Any) -> None:
+        """Score each batch the probe trains on (``Tuner.lr_find`` replaces the trainer's callbacks, so the
+        probe's own batch-start hook does it)."""
+        probe.on_train_batch_start = lambda batch, batch_idx: self.score(batch, probe.device)
+
+    @torch.no_grad()
+    def score(self, batch: dict[str, Any], device: torch.device) -> None:
+        self.model.to(device)
+        head, _ = self.model.net(batch["x"], batch)  # the objective's own loss of the initial predictions
+        self.losses.append(float(self.model.objective.loss(head, batch["y"])))
+
+
+def paired_losses(losses: list[float], baseline: list[float]) -> list[float]:
+    """Per-step ramp losses less the initial model's loss on the same batch, plus that loss's mean."""
+    if not baseline:
+        return list(losses)
+    base = np.asarray(baseline[: len(losses)], dtype=float)
+    level = float(np.mean(base[np.isfinite(base)])) if np.isfinite(base).any() else 0.0
+    return [float(v - b + level) for v, b in zip(losses, base, strict=False)] + list(losses[len(base) :])
 
 
 def _rng_state() -> tuple[Any, ...]:
@@ -236,15 +310,16 @@ def _set_rng_state(state: tuple[Any, ...]) -> None:
         torch.cuda.set_rng_state_all(state[3])
 
 
-def _finder_loader(datamodule: Any, batch_size: int, steps: int, seed: int) -> Any:
-    """``steps`` batches of new training reads (seeded), without validation."""
+def _finder_loader(datamodule: Any, batch_size: int, steps: int, seed: int, passes: int = 1) -> Any:
+    """``steps`` batches of training reads (seeded permutations, at most ``passes`` over the split), no validation."""
     from src.datamodules.datamodule import EpochBatchSampler
 
     n = len(datamodule.train_set)
-    if n < steps * batch_size:
+    if n * passes < steps * batch_size:
         raise ConfigError(
             f"recipe.lr=auto: the training split has {n} reads, fewer than recipe.lr_find.num_steps={steps} "
-            f"x recipe.batch_size={batch_size}; lower recipe.lr_find.num_steps or use more data"
+            f"x recipe.batch_size={batch_size} / recipe.lr_find.passes={passes}; lower recipe.lr_find.num_steps, "
+            "allow more passes, or use more data"
         )
     return datamodule._loader(datamodule.train_set, EpochBatchSampler(n, batch_size, True, seed, steps))
 
@@ -258,12 +333,14 @@ def find_peak(cfg: DictConfig, module: Any, datamodule: Any) -> LrSearch:
 
     options = finder_options(cfg)
     steps = int(options["num_steps"])
-    loader = _finder_loader(datamodule, int(cfg.recipe.batch_size), steps, int(cfg.seed))
+    loader = _finder_loader(datamodule, int(cfg.recipe.batch_size), steps, int(cfg.seed), int(options["passes"]))
     probe = copy.deepcopy(module)
     probe.hparams.recipe = {**probe.hparams.recipe, "lr": float(options["min_lr"]), "scheduler": None}
     probe._check_finite = lambda: None  # a ramp ends in divergence by design; its losses are judged below
     state = _rng_state()
     started = time.time()
+    initial = _InitialModelLoss(module)
+    initial.attach(probe)
     with tempfile.TemporaryDirectory(prefix="prixfixe-lr-find-") as scratch:
         trainer: L.Trainer = instantiate(
             cfg.trainer,
@@ -302,12 +379,12 @@ def find_peak(cfg: DictConfig, module: Any, datamodule: Any) -> LrSearch:
             lr_finder_module.tqdm = bar
     seconds = time.time() - started
     _set_rng_state(state)
-    del probe
+    del probe, initial.model
     if finder is None:  # pragma: no cover - only with trainer.fast_dev_run, which is turned off above
         raise ConfigError("recipe.lr=auto: the range test did not run (trainer.fast_dev_run)")
     lrs = [float(v) for v in finder.results["lr"]]
     taken = len(lrs)  # steps the ramp ran (it may stop early on a diverging loss)
-    losses = raw_losses([float(v) for v in finder.results["loss"]])
+    losses = paired_losses(raw_losses([float(v) for v in finder.results["loss"]]), initial.losses)
     peak, minimum, steepest = pick_peak(lrs, losses, options)
     search = LrSearch(
         peak=peak,

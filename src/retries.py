@@ -44,11 +44,19 @@ def _read_summary(run_dir: Path) -> dict[str, Any]:
 
 
 def _set_aside(run_dir: Path, attempt: int) -> Path:
-    """Move the attempt's files (not hidden files, locks or earlier attempts) into ``attempt-<n>/``."""
+    """Move the attempt's files (not hidden files, locks or earlier attempts) into ``attempt-<n>/``.
+
+    The range test's curve is copied, not moved: it found the run's peak, which every attempt derives from.
+    """
+    from src.lr_range import CURVE_PNG
+
     folder = run_dir / f"{ATTEMPT_PREFIX}{attempt}"
     folder.mkdir()
     for item in sorted(run_dir.iterdir()):
         if item.name.startswith((".", ATTEMPT_PREFIX)) or item.name.endswith(".lock"):  # a run lock stays
+            continue
+        if item.name == CURVE_PNG:
+            shutil.copy2(item, folder / item.name)
             continue
         shutil.move(str(item), str(folder / item.name))
     return folder

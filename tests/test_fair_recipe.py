@@ -12,7 +12,7 @@ import pytest
 import torch
 
 from src.errors import ConfigError
-from src.lr_range import LrSearch, find_peak, pick_peak, raw_losses
+from src.lr_range import LrSearch, find_peak, paired_losses, pick_peak, raw_losses
 from src.sweep.job import run_ledgered
 from src.sweep.ledger import read_ledger
 from src.sweep.lr_cache import cached_search
@@ -51,7 +51,7 @@ def test_finder_leaves_initial_weights_and_random_state_unchanged(tmp_path: Path
     after = _state(module)
     assert before.keys() == after.keys() and all(torch.equal(before[k], after[k]) for k in before)
     assert torch.equal(rng, torch.get_rng_state())
-    assert search.steps == 30 and 1e-6 < search.peak < 1.0 and search.peak == pytest.approx(search.minimum_lr / 10)
+    assert search.steps == 30 and 1e-6 < search.peak < 1.0 and search.peak == pytest.approx(search.minimum_lr / 3)
     assert module.hparams.recipe["lr"] == "auto"  # only resolve_peak writes the found value
 
 
@@ -99,6 +99,23 @@ def test_split_too_small_for_the_ramp_names_the_key(tmp_path: Path) -> None:
     assert "\n" not in str(err.value) and not any(tmp_path.iterdir())
 
 
+def test_a_small_split_feeds_a_longer_ramp_only_with_more_passes(tmp_path: Path) -> None:
+    """100 steps x 8 reads need more than the tiny split's training reads: refused, unless passes allow it."""
+    ramp = ["recipe.lr=auto", "recipe.lr_find.num_steps=100", "recipe.batch_size=8"]
+    cfg = compose_cfg(FAST + TINY_AUTOSOME + ramp, run_dir=tmp_path)
+    module = build_module(cfg)
+    datamodule = build_datamodule(cfg, module)
+    datamodule.setup("fit")
+    module.objective.fit(datamodule.train_targets)
+    assert len(datamodule.train_set) < 100 * 8 <= 2 * len(datamodule.train_set)
+    with pytest.raises(ConfigError, match="recipe.lr_find.passes=1"):
+        find_peak(cfg, module, datamodule)
+    two = compose_cfg(FAST + TINY_AUTOSOME + [*ramp, "recipe.lr_find.passes=2"], run_dir=tmp_path)
+    assert find_peak(two, module, datamodule).steps == 100
+    with pytest.raises(ConfigError, match=r"^recipe.lr_find.passes=0 must be"):
+        train(compose_cfg(FAST + TINY_AUTOSOME + [*ramp, "recipe.lr_find.passes=0"], run_dir=tmp_path / "bad"))
+
+
 def test_peak_rules_and_bad_ramps() -> None:
     lrs = list(np.logspace(-6, 0, 60))
     dip = [2.0 - np.exp(-(((i - 40) / 6.0) ** 2)) for i in range(60)]  # minimum at step 40
@@ -106,12 +123,35 @@ def test_peak_rules_and_bad_ramps() -> None:
     peak, minimum, steepest = pick_peak(lrs, dip, options)
     assert minimum == pytest.approx(lrs[40]) and peak == pytest.approx(lrs[40] / 10) and steepest < minimum
     assert pick_peak(lrs, dip, {**options, "rule": "steepest"})[0] == steepest
-    with pytest.raises(ConfigError, match="never decreased.*recipe.lr_find.max_lr"):
+    with pytest.raises(ConfigError, match="never fell clearly below its start.*recipe.lr_find.max_lr"):
         pick_peak(lrs, [1.0 + 0.01 * i for i in range(60)], options)
+    # a flat ramp whose per-step losses scatter: its lowest point is noise, not a minimum
+    scatter = list(1.0 + 0.3 * np.random.default_rng(0).standard_normal(60))
+    with pytest.raises(ConfigError, match=r"never fell clearly below its start over the range test \(.*noise"):
+        pick_peak(lrs, scatter, options)
+    # the same scatter on a real dip: the dip is found
+    peak, minimum, _ = pick_peak(lrs, [d + 0.3 * (v - 1.0) / 3 for d, v in zip(dip, scatter, strict=True)], options)
+    assert abs(np.log10(minimum / lrs[40])) < 0.5
     with pytest.raises(ConfigError, match="non-finite.*recipe.lr_find.min_lr"):
         pick_peak(lrs, [1.0, 0.9, float("nan"), *[float("nan")] * 57], options)
     with pytest.raises(ConfigError, match="non-finite while still decreasing"):
         pick_peak(lrs, [2.0 - 0.02 * i for i in range(30)] + [float("inf")] * 30, options)
+
+
+def test_paired_losses_remove_what_the_batch_alone_explains() -> None:
+    """The initial model's loss on each batch carries the batch effect; the difference keeps the ramp's trend."""
+    rng = np.random.default_rng(1)
+    batch_effect = 0.4 * rng.standard_normal(80)  # easy and hard batches, the same for every model
+    trend = [2.0 - np.exp(-(((i - 55) / 8.0) ** 2)) for i in range(80)]
+    ramp = [t + b for t, b in zip(trend, batch_effect, strict=True)]
+    initial = [2.0 + b for b in batch_effect]
+    paired = paired_losses(ramp, initial)
+    level = float(np.mean(initial)) - 2.0
+    assert paired == pytest.approx([t + level for t in trend])
+    assert paired_losses(ramp, []) == ramp  # nothing scored: the ramp as recorded
+    lrs = list(np.logspace(-6, 0, 80))
+    options = {"skip_begin": 5, "divisor": 10.0, "rule": "minimum"}
+    assert pick_peak(lrs, paired, options)[1] == pytest.approx(lrs[55])
 
 
 def test_raw_losses_undo_lightnings_average() -> None:
@@ -183,6 +223,17 @@ def test_forced_collapse_is_retried_at_a_third_of_the_peak(tmp_path: Path) -> No
     summary = json.loads((ctx.job_dir / "metrics.json").read_text())
     assert summary["attempt"] == 2 and summary["lr"]["first_peak"] == 1000
     assert (ctx.job_dir / "attempt-1" / "metrics.json").is_file()
+
+
+def test_a_retry_keeps_the_range_test_curve_in_the_run_folder(tmp_path: Path) -> None:
+    """The attempt's files move to attempt-1/; the curve that set the run's peak stays (and is copied there)."""
+    from src.retries import _set_aside
+
+    for name, text in (("metrics.json", "{}"), ("config.yaml", "a: 1"), ("lr_find.png", "png"), ("run.lock", "1")):
+        (tmp_path / name).write_text(text)
+    folder = _set_aside(tmp_path, 1)
+    assert sorted(p.name for p in folder.iterdir()) == ["config.yaml", "lr_find.png", "metrics.json"]
+    assert sorted(p.name for p in tmp_path.iterdir() if p.is_file()) == ["lr_find.png", "run.lock"]
 
 
 # raw-scale regression heads (NAD's with its knots removed: its prediction is the mean of four level heads)
