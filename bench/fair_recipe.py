@@ -17,8 +17,16 @@ The finder's cost is reported in steps and seconds, as a share of this bench's b
 (80 epochs x 1,000 steps). Writes ``fair_recipe.json`` (every run), ``fair_recipe.md`` (the table) and
 ``fair_recipe.png`` (Pearson per mode) into ``--out``; the last line is the headline.
 
-    nice -n 10 python bench/fair_recipe.py                     # 7 combinations, 3 seeds, 150 steps, CPU
+The verdict per combination compares ``auto + retries`` with the shared peak: the difference of the mean
+validation Pearson r is "within noise" when it is at most twice its standard error (from the spread over seeds).
+
+``--grid 0.0003,0.001,...`` trains every combination and seed at each fixed peak instead (no range test): the
+validation r against the peak, the reference a peak-picking rule is judged by. Writes ``fair_recipe_grid.json``
+and ``fair_recipe_grid.md``.
+
+    nice -n 10 python bench/fair_recipe.py                     # 7 combinations, 3 seeds, 300 steps, CPU
     python bench/fair_recipe.py --combos dream_cnn --seeds 0 --steps 30
+    nice -n 10 python bench/fair_recipe.py --grid 0.0003,0.001,0.002,0.005,0.01,0.02 --seeds 0,1
 """
 
 from __future__ import annotations
@@ -84,6 +92,7 @@ def run_one(name: str, seed: int, lr: str, retries: int, args: argparse.Namespac
         f"recipe.retries={retries}",
         f"recipe.lr_find.num_steps={args.finder_steps}",
         f"recipe.lr_find.rule={args.rule}",
+        *([f"recipe.lr_find.divisor={args.divisor}"] if getattr(args, "divisor", None) else []),
         f"recipe.batch_size={args.batch_size}",
         "recipe.epochs=1",
         f"recipe.steps_per_epoch={args.steps}",
@@ -173,11 +182,15 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--data", default=str(ROOT.parent / "shared" / "data" / "dream" / "train_sample.txt"))
     parser.add_argument("--combos", default=",".join(COMBOS))
     parser.add_argument("--seeds", default="0,1,2")
-    parser.add_argument("--steps", type=int, default=150, help="optimizer steps of every run")
+    parser.add_argument("--steps", type=int, default=300, help="optimizer steps of every run")
     parser.add_argument("--batch-size", type=int, default=32)
-    parser.add_argument("--finder-steps", type=int, default=100)
+    parser.add_argument(
+        "--finder-steps", type=int, default=170, help="range-test steps (170 x batch 32 is one pass over the sample)"
+    )
+    parser.add_argument("--divisor", type=float, default=None, help="recipe.lr_find.divisor (default: the recipe's)")
+    parser.add_argument("--grid", default=None, help="comma-separated fixed peaks: the validation r per peak instead")
     parser.add_argument("--threads", type=int, default=2)
-    parser.add_argument("--rule", default="minimum", help="recipe.lr_find.rule: minimum (/ 10) or steepest")
+    parser.add_argument("--rule", default="minimum", help="recipe.lr_find.rule: minimum (/ divisor) or steepest")
     parser.add_argument("--val-items", type=int, default=640, help="validation reads (a seeded subset)")
     parser.add_argument("--out", type=Path, default=ROOT / "bench" / "results")
     parser.add_argument("--work", type=Path, default=Path("/tmp/prixfixe-fair-recipe"))
@@ -194,6 +207,8 @@ def main(argv: list[str] | None = None) -> int:
     os.environ.setdefault("WANDB_MODE", "offline")
     if not Path(args.data).is_file():
         parser.exit(2, f"--data: {args.data} does not exist\n")
+    if args.grid:
+        return grid(args)
     runs: list[dict[str, Any]] = []
     started = time.time()
     for name in args.combos.split(","):
@@ -230,6 +245,80 @@ def main(argv: list[str] | None = None) -> int:
             )
         report(runs, args, started)  # after every combination: a bench cut short still reports what ran
     return report(runs, args, started, final=True)
+
+
+def grid(args: argparse.Namespace) -> int:
+    """Every combination and seed at each fixed peak of ``--grid``: the validation r per peak (no range test)."""
+    peaks = [float(p) for p in args.grid.split(",")]
+    seeds = [int(s) for s in args.seeds.split(",")]
+    runs: list[dict[str, Any]] = []
+    started = time.time()
+    for name in args.combos.split(","):
+        for peak in peaks:
+            for seed in seeds:
+                summary = run_one(name, seed, repr(peak), 0, args, args.work / "grid" / name / f"{peak!r}-{seed}")
+                runs.append({"combination": name, "peak": peak, "seed": seed, **_brief(summary)})
+                print(
+                    f"{name} peak {peak:g} seed {seed}: {_short(summary)} ({time.time() - started:.0f} s)", flush=True
+                )
+    lines = grid_table(runs, peaks, args)
+    info = {
+        "cpu_model": cpu_name(),
+        "threads": args.threads,
+        "steps": args.steps,
+        "batch_size": args.batch_size,
+        "seeds": seeds,
+        "peaks": peaks,
+        "seconds": round(time.time() - started, 1),
+        "reduced_widths": {name: reduced(name) for name in args.combos.split(",")},
+    }
+    args.out.mkdir(parents=True, exist_ok=True)
+    (args.out / "fair_recipe_grid.json").write_text(json.dumps({"info": info, "runs": runs}, indent=1))
+    (args.out / "fair_recipe_grid.md").write_text("\n".join(lines) + "\n")
+    print("\n".join(lines))
+    return 0
+
+
+def grid_table(runs: list[dict[str, Any]], peaks: list[float], args: argparse.Namespace) -> list[str]:
+    """Mean validation r (``c``: collapsed or diverged runs) per combination and peak; the best peak marked."""
+    lines = [
+        f"CPU: {cpu_name()}, {args.threads} threads; {args.steps} steps of batch {args.batch_size} per run; "
+        "validation Pearson r, mean over seeds (c: runs that collapsed or diverged, counted as r = 0 in the mean)",
+        "",
+        "| combination | " + " | ".join(f"{p:g}" for p in peaks) + " | best |",
+        "|---|" + "---|" * (len(peaks) + 1),
+    ]
+    for name in dict.fromkeys(r["combination"] for r in runs):
+        cells, means = [], []
+        for peak in peaks:
+            mine = [r for r in runs if r["combination"] == name and r["peak"] == peak]
+            if not mine:
+                means.append(-math.inf)
+                cells.append("-")
+                continue
+            values = [pearson_of(r) or 0.0 for r in mine]
+            bad = sum(r.get("status") in ("collapsed", "diverged") for r in mine)
+            means.append(sum(values) / len(values))
+            cells.append(f"{means[-1]:.3f}" + (f" ({bad}c)" if bad else ""))
+        best = max(range(len(peaks)), key=lambda i: means[i])
+        cells[best] = f"**{cells[best]}**"
+        lines.append(f"| {name} | " + " | ".join(cells) + f" | {peaks[best]:g} |")
+    return lines
+
+
+def verdicts(stats: dict[str, Any]) -> list[str]:
+    """auto + retries against the shared peak per combination: within twice the standard error of the difference?"""
+    out = []
+    for name in dict.fromkeys(k.split("/")[0] for k in stats):
+        a, b = stats.get(f"{name}/auto+retries"), stats.get(f"{name}/shared")
+        if not a or not b or len(a["values"]) < 2 or len(b["values"]) < 2:
+            out.append(f"- {name}: not judged (fewer than 2 ok runs in a mode)")
+            continue
+        diff = a["mean"] - b["mean"]
+        se = math.sqrt(a["sd"] ** 2 / len(a["values"]) + b["sd"] ** 2 / len(b["values"]))
+        word = "within noise" if abs(diff) <= 2 * se else ("better" if diff > 0 else "worse")
+        out.append(f"- {name}: auto + retries - shared = {diff:+.3f} (2 SE {2 * se:.3f}): {word}")
+    return out
 
 
 def merge(args: argparse.Namespace) -> int:
@@ -285,6 +374,8 @@ def report(runs: list[dict[str, Any]], args: argparse.Namespace, started: float,
         f"finder cost: {max(finder_steps or [0])} steps = {share_paper:.2%} of a paper-length run (80 x 1,000 steps), "
         f"{share_bench:.0%} of one run of this bench ({budget} steps); it runs once per combination, so "
         f"{share_combination:.0%} of the combination's {n_seeds} x {budget} training steps",
+        "",
+        *verdicts(stats),
     ]
     (args.out / "fair_recipe.md").write_text("\n".join(lines) + "\n")
     plot(stats, args.out / "fair_recipe.png")
