@@ -45,8 +45,10 @@ from typing import Any
 ROOT = Path(__file__).resolve().parents[1]
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
+if str(ROOT / "bench") not in sys.path:  # also when loaded from its file (the tests): bench/'s shared modules
+    sys.path.insert(0, str(ROOT / "bench"))
 
-from machine import cpu_name  # noqa: E402  (bench/machine.py: a bench script runs with bench/ on sys.path)
+from machine import cpu_name  # noqa: E402
 from reduced_widths import BLOCKS_OF, REDUCED, blocks, reduced  # noqa: E402, F401  (re-exported: fair_recipe.REDUCED)
 
 PAPER_STEPS = 80 * 1000

@@ -22,6 +22,7 @@ from typing import Any
 from omegaconf import DictConfig, OmegaConf, open_dict
 
 from src.errors import DivergedError
+from src.lr_range import CURVE_PNG
 from src.utils.io import json_safe, write_json
 
 log = logging.getLogger(__name__)
@@ -48,8 +49,6 @@ def _set_aside(run_dir: Path, attempt: int) -> Path:
 
     The range test's curve is copied, not moved: it found the run's peak, which every attempt derives from.
     """
-    from src.lr_range import CURVE_PNG
-
     folder = run_dir / f"{ATTEMPT_PREFIX}{attempt}"
     folder.mkdir()
     for item in sorted(run_dir.iterdir()):

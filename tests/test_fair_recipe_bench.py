@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import argparse
 import importlib.util
-import sys
 
 import pytest
 
@@ -13,14 +12,10 @@ from tests.helpers import ROOT
 
 @pytest.fixture(scope="module")
 def bench():
-    sys.path.insert(0, str(ROOT / "bench"))  # the script imports its bench/ neighbours
-    try:
-        spec = importlib.util.spec_from_file_location("fair_recipe_bench", ROOT / "bench" / "fair_recipe.py")
-        module = importlib.util.module_from_spec(spec)
-        spec.loader.exec_module(module)
-        yield module
-    finally:
-        sys.path.remove(str(ROOT / "bench"))
+    spec = importlib.util.spec_from_file_location("fair_recipe_bench", ROOT / "bench" / "fair_recipe.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
 
 
 def _stats(shared: list[float], fair: list[float]) -> dict:
