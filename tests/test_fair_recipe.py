@@ -25,6 +25,7 @@ from tests.helpers import (
     read_wandb_records,
     tiny_bhi_resnet,
     tiny_run,
+    train_cli,
 )
 
 # a ramp the tiny synthetic split can feed (30 steps x 8 reads <= 360 training reads)
@@ -114,6 +115,15 @@ def test_a_small_split_feeds_a_longer_ramp_only_with_more_passes(tmp_path: Path)
     assert find_peak(two, module, datamodule).steps == 100
     with pytest.raises(ConfigError, match=r"^recipe.lr_find.passes=0 must be"):
         train(compose_cfg(FAST + TINY_AUTOSOME + [*ramp, "recipe.lr_find.passes=0"], run_dir=tmp_path / "bad"))
+
+
+def test_passes_from_the_command_line(tmp_path: Path) -> None:
+    """``python train.py ... recipe.lr_find.passes=2``: the longer ramp runs and its steps are reported."""
+    ramp = ["recipe.lr=auto", "recipe.lr_find.num_steps=100", "recipe.batch_size=8", "recipe.lr_find.passes=2"]
+    proc = train_cli([f"hydra.run.dir={tmp_path / 'run'}", *FAST, *TINY_AUTOSOME, *ramp], tmp_path)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    summary = json.loads((tmp_path / "run" / "metrics.json").read_text())
+    assert summary["lr"]["source"] == "search" and summary["lr"]["search"]["steps"] == 100
 
 
 def test_peak_rules_and_bad_ramps() -> None:
