@@ -6,6 +6,7 @@ families and processings are read from ``conf/``, so a new team is covered witho
 
 from __future__ import annotations
 
+import importlib.util
 import itertools
 import os
 import random
@@ -147,6 +148,14 @@ def tiny_dropout_run(n: int, epochs: int) -> list[str]:
         "trainer.enable_progress_bar=false",
         "trainer.enable_model_summary=false",
     ]
+
+
+def load_bench(name: str):
+    """The module of ``bench/<name>.py`` (bench scripts are files, not a package)."""
+    spec = importlib.util.spec_from_file_location(name, ROOT / "bench" / f"{name}.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
 
 
 def train_cli(args: list[str], cwd: Path) -> subprocess.CompletedProcess[str]:

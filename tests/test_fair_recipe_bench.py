@@ -3,19 +3,15 @@
 from __future__ import annotations
 
 import argparse
-import importlib.util
 
 import pytest
 
-from tests.helpers import ROOT
+from tests.helpers import load_bench
 
 
 @pytest.fixture(scope="module")
 def bench():
-    spec = importlib.util.spec_from_file_location("fair_recipe_bench", ROOT / "bench" / "fair_recipe.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return load_bench("fair_recipe")
 
 
 def _stats(shared: list[float], fair: list[float]) -> dict:
